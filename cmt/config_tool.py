@@ -1,0 +1,89 @@
+"""`cmt-config`: validate and print experiment configs.
+
+  cmt-config validate F [F ...]
+  cmt-config print F [--param NAME=VALUE ...] [--override field=value ...]
+"""
+
+import argparse
+import sys
+
+from google.protobuf import text_format
+
+from cmt import config
+
+# Subcommands added by other modules: name -> (help, add_arguments, run).
+SUBCOMMANDS = {}
+
+
+def _validate(args) -> int:
+  failed = 0
+  for path in args.config_files:
+    try:
+      with open(path, encoding='utf-8') as f:
+        text = f.read()
+    except OSError as error:
+      print(f'{path}: cannot read config: {error.strerror}', file=sys.stderr)
+      failed += 1
+      continue
+    placeholders = sorted({p.name for p in config.find_placeholders(text)})
+    params = {name: f'${{{name}}}' for name in placeholders}
+    try:
+      options = config.parse_text(
+          config.fill_placeholders(text, path, params), path)
+      problems = config.check_options(options)
+      if problems:
+        raise config.ConfigError(f'{path}: ' + '; '.join(problems))
+    except config.ConfigError as error:
+      print(error, file=sys.stderr)
+      failed += 1
+      continue
+    note = (' (placeholders to fill at launch: ' + ', '.join(placeholders) +
+            ')') if placeholders else ''
+    print(f'{path}: OK{note}')
+  return 1 if failed else 0
+
+
+def _print(args) -> int:
+  options = config.load_config(args.config_file,
+                               params=config.parse_params(args.param),
+                               overrides=args.override)
+  print(text_format.MessageToString(options), end='')
+  return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(prog='cmt-config', description=__doc__,
+                                   formatter_class=argparse.RawTextHelpFormatter)
+  sub = parser.add_subparsers(dest='command', required=True)
+  validate = sub.add_parser('validate', help='check config files')
+  validate.add_argument('config_files', nargs='+')
+  validate.set_defaults(run=_validate)
+  show = sub.add_parser('print', help='print the resolved config')
+  show.add_argument('config_file')
+  show.add_argument('--param', action='append', default=[],
+                    help='fill ${NAME} placeholders: NAME=VALUE')
+  show.add_argument('--override', action='append', default=[],
+                    help='field.path=value, applied after loading')
+  show.set_defaults(run=_print)
+  for name, (help_text, add_arguments, run_fn) in SUBCOMMANDS.items():
+    command = sub.add_parser(name, help=help_text)
+    add_arguments(command)
+    command.set_defaults(run=run_fn)
+  return parser
+
+
+def main(argv=None) -> int:
+  args = build_parser().parse_args(argv)
+  try:
+    return args.run(args)
+  except config.ConfigError as error:
+    print(f'error: {error}', file=sys.stderr)
+    return 1
+
+
+def run():
+  sys.exit(main())
+
+
+if __name__ == '__main__':
+  run()

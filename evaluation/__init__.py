@@ -1,0 +1,1 @@
+"""Post-processing, panoptic quality, COCO AP and COCO panoptic files."""

@@ -1,0 +1,1 @@
+"""Orbit trainer, strategies, optimiser and the `cmt-train` command."""
