@@ -1,0 +1,221 @@
+"""The `tf.data` input pipeline: TFRecords -> batches of images and targets.
+
+    build_dataset(dataset_options, dataset_info, is_training,
+                  input_context=None) -> tf.data.Dataset
+
+Each element is a dict keyed by `cmt.common` constants (shapes per replica
+batch B, crop H x W, K = max_num_masks):
+
+  IMAGE [B, H, W, 3] float32 in [0, 255], padded with 127.5;
+  GT_SEMANTIC, GT_PANOPTIC, GT_MASK_ID [B, H, W] int32;
+  GT_PIXEL_WEIGHT, GT_CROWD [B, H, W] float32;
+  GT_MASK_CLASS [B, K] int32; GT_MASK_VALID, GT_MASK_IS_THING [B, K] float32;
+  IMAGE_SIZE, ORIGINAL_IMAGE_SIZE [B, 2] int32; IMAGE_NAME [B] string.
+(targets: `cmt.data.targets`).
+
+Training (`is_training=True`): files and records shuffled, repeated forever;
+per image: decode, resize to [min_resize_value, max_resize_value], random
+scale (`augmentations`), pad with the mean at a random place to at least the
+crop, random crop to `crop_size`, random flip (`flip_probability`); batched
+with `drop_remainder=True`, so every shape is static. IMAGE_SIZE is the size
+after resizing and random scaling, before padding and cropping.
+
+Evaluation (`is_training=False`): one pass in file order, no augmentation
+(`augmentations` is not used); resize so the image fits the crop (sides at
+most `max_resize_value`, or the crop when that is 0), pad bottom and right
+to the crop. The valid region is the top-left IMAGE_SIZE; predictions
+resized back to ORIGINAL_IMAGE_SIZE match the stored annotation. The last
+batch may be partial (every image is evaluated), so only the batch
+dimension is dynamic.
+
+Determinism: with `seed` != 0 the order (file and record shuffles) and every
+random augmentation are fixed by the seed: each example draws from a
+stateless seed (seed, replica, example index), so parallel maps cannot
+change results. `seed` = 0 draws a fresh seed and allows non-deterministic
+order for speed. With an `input_context`, files (or, when there are fewer
+files than input pipelines, records) are sharded across pipelines and the
+batch is `input_context.get_per_replica_batch_size(batch_size)`.
+"""
+
+import random
+from typing import Optional
+
+import tensorflow as tf
+
+from cmt import common
+from cmt.data import dataset_info as dataset_info_lib
+from cmt.data import preprocessing
+from cmt.data import targets as targets_lib
+from cmt.data import tfrecord_format
+
+_AUTOTUNE = tf.data.AUTOTUNE
+# Records read in parallel from this many files while training.
+_INTERLEAVE_CYCLE = 8
+
+
+def _option_error(field: str, message: str) -> ValueError:
+  return ValueError(f'DatasetOptions.{field}: {message}')
+
+
+def validate_options(options, is_training: bool) -> None:
+  """Checks every DatasetOptions field this pipeline uses; errors name it."""
+  if not options.file_pattern:
+    raise _option_error('file_pattern', 'no TFRecord files given')
+  if len(options.crop_size) != 2 or min(options.crop_size) < 1:
+    raise _option_error('crop_size', 'expected [height, width] > 0, got '
+                        f'{list(options.crop_size)}')
+  if options.batch_size < 1:
+    raise _option_error('batch_size', f'must be >= 1, got '
+                        f'{options.batch_size}')
+  if options.max_num_masks < 1:
+    raise _option_error('max_num_masks', f'must be >= 1, got '
+                        f'{options.max_num_masks}')
+  if options.min_resize_value < 0 or options.max_resize_value < 0:
+    raise _option_error('min_resize_value/max_resize_value', 'must be >= 0')
+  if (options.min_resize_value and options.max_resize_value and
+      options.min_resize_value > options.max_resize_value):
+    raise _option_error('min_resize_value', f'{options.min_resize_value} > '
+                        f'max_resize_value {options.max_resize_value}')
+  if options.shuffle_buffer_size < 1:
+    raise _option_error('shuffle_buffer_size', 'must be >= 1, got '
+                        f'{options.shuffle_buffer_size}')
+  if options.seed < 0:
+    raise _option_error('seed', f'must be >= 0, got {options.seed}')
+  if not is_training and options.max_resize_value > min(options.crop_size):
+    raise _option_error('max_resize_value', f'{options.max_resize_value} '
+                        f'exceeds crop_size {list(options.crop_size)}: '
+                        'evaluation images would not fit the crop')
+  if is_training and options.HasField('augmentations'):
+    augmentations = options.augmentations
+    if not 0 < augmentations.min_scale_factor <= augmentations.max_scale_factor:
+      raise _option_error(
+          'augmentations.min_scale_factor', 'need 0 < min_scale_factor <= '
+          f'max_scale_factor, got {augmentations.min_scale_factor} and '
+          f'{augmentations.max_scale_factor}')
+    if augmentations.scale_factor_step_size < 0:
+      raise _option_error('augmentations.scale_factor_step_size',
+                          'must be >= 0')
+    if not 0 <= augmentations.flip_probability <= 1:
+      raise _option_error('augmentations.flip_probability', 'must be in '
+                          f'[0, 1], got {augmentations.flip_probability}')
+
+
+def list_files(options) -> list[str]:
+  """The sorted TFRecord files matching `file_pattern`; error if none."""
+  files = []
+  for pattern in options.file_pattern:
+    matches = tf.io.gfile.glob(pattern)
+    if not matches:
+      raise _option_error('file_pattern', f'{pattern!r} matches no file')
+    files.extend(matches)
+  return sorted(set(files))
+
+
+def _resize_range(options, is_training: bool):
+  """(min_size, max_size) pairs for `preprocessing.resized_size`."""
+  min_size = ((options.min_resize_value,) * 2
+              if options.min_resize_value else None)
+  max_size = ((options.max_resize_value,) * 2
+              if options.max_resize_value else None)
+  if not is_training and max_size is None:
+    max_size = tuple(options.crop_size)  # evaluation images must fit
+  return min_size, max_size
+
+
+def _scale_and_flip(options, is_training: bool):
+  if not is_training or not options.HasField('augmentations'):
+    return (1.0, 1.0, 0.0), 0.0
+  a = options.augmentations
+  return ((a.min_scale_factor, a.max_scale_factor, a.scale_factor_step_size),
+          a.flip_probability)
+
+
+def make_example_fn(options, info: dataset_info_lib.DatasetInfo,
+                    is_training: bool):
+  """(serialized example, [2] int64 seed) -> one element of the pipeline."""
+  crop_size = tuple(options.crop_size)
+  min_size, max_size = _resize_range(options, is_training)
+  scale_range, flip_probability = _scale_and_flip(options, is_training)
+
+  def example_fn(serialized, seed):
+    decoded = tfrecord_format.decode_example(serialized)
+    image = tf.cast(decoded['image'], tf.float32)
+    label = decoded['label']
+    if min_size or max_size:
+      image, label = preprocessing.resize(
+          image, label,
+          preprocessing.resized_size(decoded['size'], min_size, max_size))
+    if is_training:
+      image, label, image_size = preprocessing.augment_and_crop(
+          image, label, seed, crop_size, scale_range, flip_probability)
+    else:
+      image_size = tf.shape(label)
+      image, label = preprocessing.pad_to_crop(image, label, crop_size)
+    element = targets_lib.compute_targets(label, info, options.max_num_masks)
+    element.update({
+        common.IMAGE: image,
+        common.IMAGE_SIZE: image_size,
+        common.ORIGINAL_IMAGE_SIZE: decoded['size'],
+        common.IMAGE_NAME: decoded['name'],
+    })
+    return element
+
+  return example_fn
+
+
+def build_dataset(dataset_options, dataset_info: dataset_info_lib.DatasetInfo,
+                  is_training: bool,
+                  input_context: Optional[tf.distribute.InputContext] = None
+                  ) -> tf.data.Dataset:
+  """The input pipeline of the module docstring."""
+  validate_options(dataset_options, is_training)
+  files = list_files(dataset_options)
+  seed = dataset_options.seed
+  deterministic = seed != 0
+  base_seed = seed if deterministic else random.SystemRandom().randrange(
+      1, 2**31)
+  batch_size = dataset_options.batch_size
+  num_pipelines, pipeline_id = 1, 0
+  if input_context is not None:
+    batch_size = input_context.get_per_replica_batch_size(batch_size)
+    num_pipelines = input_context.num_input_pipelines
+    pipeline_id = input_context.input_pipeline_id
+  shard_files = len(files) >= num_pipelines
+
+  dataset = tf.data.Dataset.from_tensor_slices(files)
+  if shard_files and num_pipelines > 1:
+    dataset = dataset.shard(num_pipelines, pipeline_id)
+  if is_training:
+    dataset = dataset.shuffle(len(files), seed=base_seed if deterministic
+                              else None, reshuffle_each_iteration=True)
+    dataset = dataset.repeat()
+    dataset = dataset.interleave(
+        tf.data.TFRecordDataset, cycle_length=min(_INTERLEAVE_CYCLE,
+                                                  len(files)),
+        num_parallel_calls=_AUTOTUNE, deterministic=deterministic)
+  else:
+    dataset = dataset.flat_map(tf.data.TFRecordDataset)
+  if not shard_files and num_pipelines > 1:
+    dataset = dataset.shard(num_pipelines, pipeline_id)
+  if is_training:
+    dataset = dataset.shuffle(dataset_options.shuffle_buffer_size,
+                              seed=base_seed if deterministic else None,
+                              reshuffle_each_iteration=True)
+
+  # A stateless seed per example: (base seed + replica, example index).
+  dataset = dataset.enumerate()
+  replica_seed = base_seed + 7919 * pipeline_id
+  example_fn = make_example_fn(dataset_options, dataset_info, is_training)
+  dataset = dataset.map(
+      lambda index, serialized: example_fn(
+          serialized, tf.stack([tf.constant(replica_seed, tf.int64), index])),
+      num_parallel_calls=_AUTOTUNE, deterministic=deterministic)
+  dataset = dataset.batch(batch_size, drop_remainder=is_training)
+  options = tf.data.Options()
+  options.deterministic = deterministic
+  if input_context is not None:
+    # Sharding is done above; keep tf.distribute from sharding again.
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.OFF)
+  dataset = dataset.with_options(options)
+  return dataset.prefetch(_AUTOTUNE)
