@@ -1,0 +1,309 @@
+"""`cmt-paper-tables`: the paper's Tables 1, 2a-2d and 3 beside this library.
+
+  cmt-paper-tables [--params] [--json] [--runs DIR] [--configs_root DIR]
+                   [--tables 1,2c,...]
+
+For every row (`cmt.evaluation.paper_table_rows.ROWS`): the config that
+reproduces it; with --params, the parameter count of the model that config
+builds (inference model: the training-only auxiliary semantic head is not
+counted, as in DeepLab2), the paper's count and the difference in percent;
+with --runs, the PQ / PQ-Th / PQ-St of an evaluated run of that config
+(`<model_dir>/eval/metrics.json`) beside the paper's, or "not run".
+--json prints the same as a JSON list. Counting builds every model (minutes
+for all rows): progress goes to stderr, and nothing is cached on disk.
+"""
+
+import argparse
+import dataclasses
+import gc
+import json
+import pathlib
+import sys
+import time
+from typing import Callable, Optional, Sequence, TextIO
+
+from cmt import config
+from cmt.data import dataset_info as dataset_info_lib
+from cmt.evaluation import evaluated_runs
+from cmt.evaluation import paper_table_rows
+from cmt.protos import config_pb2
+
+# (options, dataset_info) -> number of inference parameters.
+ParamCounter = Callable[[config_pb2.ExperimentOptions,
+                         dataset_info_lib.DatasetInfo], int]
+
+NOT_RUN = 'not run'
+
+
+def default_configs_root() -> pathlib.Path:
+  """`configs/` of the checkout, or `cmt/configs` of an installed wheel."""
+  return pathlib.Path(__file__).resolve().parent.parent / 'configs'
+
+
+def load_experiment(configs_root: pathlib.Path,
+                    relative_path: str) -> config_pb2.ExperimentOptions:
+  """Loads a row's config with its `${NAME}` placeholders left unfilled.
+
+  Paths do not change the model, so each placeholder is filled with its own
+  text; an unreadable or invalid config raises ConfigError naming the file.
+  """
+  path = configs_root / relative_path
+  try:
+    text = path.read_text(encoding='utf-8')
+  except OSError as error:
+    raise config.ConfigError(
+        f'{path}: cannot read the config of a paper table row: '
+        f'{error.strerror} (is --configs_root right?)') from None
+  names = {p.name for p in config.find_placeholders(text)}
+  return config.load_config(str(path), params={n: f'${{{n}}}' for n in names},
+                            environ={})
+
+
+def model_param_counter(options: config_pb2.ExperimentOptions,
+                        dataset_info: dataset_info_lib.DatasetInfo) -> int:
+  """Builds the model a config describes and counts its parameters."""
+  # Imported here: without --params the tool never loads TensorFlow.
+  import tf_keras  # pylint: disable=g-import-not-at-top
+  from cmt.model import builder  # pylint: disable=g-import-not-at-top
+  try:
+    return int(builder.count_inference_params(options, dataset_info))
+  finally:
+    # Up to 270M parameters per model: free each before the next.
+    tf_keras.backend.clear_session()
+    gc.collect()
+
+
+@dataclasses.dataclass(frozen=True)
+class TableEntry:
+  """One printed row: the paper's figures and ours."""
+  row: paper_table_rows.PaperRow
+  params: Optional[int] = None
+  run: Optional[evaluated_runs.EvaluatedRun] = None
+
+  @property
+  def params_diff_percent(self) -> Optional[float]:
+    paper = self.row.paper_params
+    if self.params is None or paper is None:
+      return None
+    return 100.0 * (self.params - paper) / paper
+
+  def to_json(self) -> dict:
+    row, run = self.row, self.run
+    diff = self.params_diff_percent
+    return {
+        'table': row.table,
+        'row': row.row,
+        'config': row.config,
+        'params': self.params,
+        'paper_params': row.paper_params,
+        'params_diff_percent': None if diff is None else round(diff, 3),
+        'paper_params_source': row.paper_params_source or None,
+        'pq': run.pq if run else None,
+        'pq_things': run.pq_things if run else None,
+        'pq_stuff': run.pq_stuff if run else None,
+        'paper_pq': row.paper.pq,
+        'paper_pq_things': row.paper.pq_things,
+        'paper_pq_stuff': row.paper.pq_stuff,
+        'run': str(run.model_dir) if run else None,
+        'step': run.step if run else None,
+    }
+
+
+def count_params(configs: Sequence[str],
+                 options: dict[str, config_pb2.ExperimentOptions],
+                 counter: ParamCounter,
+                 progress: TextIO) -> dict[str, int]:
+  """Counts each distinct config once, reporting progress on `progress`."""
+  counts = {}
+  distinct = list(dict.fromkeys(configs))
+  for index, relative_path in enumerate(distinct, start=1):
+    experiment = options[relative_path]
+    info = dataset_info_lib.get_dataset_info(
+        experiment.train_dataset_options)
+    print(f'[{index}/{len(distinct)}] building {relative_path} ...',
+          file=progress, end=' ', flush=True)
+    start = time.monotonic()
+    counts[relative_path] = counter(experiment, info)
+    print(f'{counts[relative_path]:,} parameters '
+          f'({time.monotonic() - start:.1f} s)', file=progress, flush=True)
+  return counts
+
+
+def build_entries(rows: Sequence[paper_table_rows.PaperRow],
+                  configs_root: pathlib.Path,
+                  counter: Optional[ParamCounter] = None,
+                  runs: Sequence[evaluated_runs.EvaluatedRun] = (),
+                  progress: TextIO = sys.stderr) -> list[TableEntry]:
+  """The table entries; parameters are counted only when `counter` is given."""
+  options = {r.config: load_experiment(configs_root, r.config) for r in rows}
+  counts = (count_params([r.config for r in rows], options, counter, progress)
+            if counter else {})
+  entries = []
+  for row in rows:
+    run = evaluated_runs.latest_match(runs, row.config,
+                                      options[row.config].experiment_name)
+    entries.append(TableEntry(row, counts.get(row.config), run))
+  return entries
+
+
+def runs_matching_no_row(runs: Sequence[evaluated_runs.EvaluatedRun],
+                         configs_root: pathlib.Path):
+  names = {r.config: load_experiment(configs_root, r.config).experiment_name
+           for r in paper_table_rows.ROWS}
+  return [run for run in runs
+          if not any(evaluated_runs.matches(run, path, name)
+                     for path, name in names.items())]
+
+
+def _millions(count: Optional[int]) -> str:
+  return '-' if count is None else f'{count / 1e6:.2f}M'
+
+
+def _paper_millions(row: paper_table_rows.PaperRow) -> str:
+  if row.paper_params_m is None:
+    return '-'
+  return f'{row.paper_params_m}M' + ('*' if row.paper_params_source else '')
+
+
+def _format_table(header: Sequence[str], lines: Sequence[Sequence[str]],
+                  right_aligned: Sequence[bool]) -> list[str]:
+  widths = [max(len(c) for c in column) for column in zip(header, *lines)]
+  out = []
+  for cells in (header, *lines):
+    padded = [c.rjust(w) if right else c.ljust(w)
+              for c, w, right in zip(cells, widths, right_aligned)]
+    out.append('  ' + '  '.join(padded).rstrip())
+  return out
+
+
+def render_table(table: str, entries: Sequence[TableEntry],
+                 show_params: bool) -> str:
+  """One paper table as text, with footnotes for borrowed counts and runs."""
+  header = ['row']
+  right = [False]
+  if show_params:
+    header += ['params', 'paper', 'diff']
+    right += [True, True, True]
+  else:
+    header += ['paper params']
+    right += [True]
+  header += ['PQ', 'PQ-Th', 'PQ-St', 'paper PQ', 'PQ-Th', 'PQ-St', 'config']
+  right += [True] * 6 + [False]
+  lines, notes = [], []
+  for entry in entries:
+    row, run = entry.row, entry.run
+    cells = [row.row]
+    if show_params:
+      diff = entry.params_diff_percent
+      cells += [_millions(entry.params), _paper_millions(row),
+                '-' if diff is None else f'{diff:+.2f}%']
+    else:
+      cells += [_paper_millions(row)]
+    if run:
+      cells += [f'{run.pq:.1f}', f'{run.pq_things:.1f}', f'{run.pq_stuff:.1f}']
+      notes.append(f'  "{row.row}": {run.metrics_file} (step {run.step})')
+    else:
+      cells += [NOT_RUN, '', '']
+    cells += [f'{row.paper.pq:.1f}', f'{row.paper.pq_things:.1f}',
+              f'{row.paper.pq_stuff:.1f}', row.config]
+    lines.append(cells)
+  out = [paper_table_rows.TABLE_TITLES[table]]
+  out += _format_table(header, lines, right)
+  borrowed = {}
+  for entry in entries:
+    if entry.row.paper_params_source:
+      borrowed.setdefault(entry.row.paper_params_source, []).append(
+          entry.row.row)
+  if borrowed:
+    out.append('  * count printed elsewhere in the paper:')
+    out += [f'    {source}: for {", ".join(repr(r) for r in labels)}'
+            for source, labels in borrowed.items()]
+  if notes:
+    out.append('  evaluated runs:')
+    out += ['  ' + n for n in notes]
+  return '\n'.join(out)
+
+
+def render_text(entries: Sequence[TableEntry], show_params: bool,
+                other_runs: Sequence[evaluated_runs.EvaluatedRun] = ()) -> str:
+  blocks = []
+  for table in paper_table_rows.TABLES:
+    of_table = [e for e in entries if e.row.table == table]
+    if of_table:
+      blocks.append(render_table(table, of_table, show_params))
+  if other_runs:
+    lines = ['Evaluated runs that match no paper row:']
+    for run in other_runs:
+      lines.append(f'  {run.experiment_name} ({run.config_file}), step '
+                   f'{run.step}: PQ {run.pq:.1f}, PQ-Th {run.pq_things:.1f}, '
+                   f'PQ-St {run.pq_stuff:.1f}  [{run.metrics_file}]')
+    blocks.append('\n'.join(lines))
+  return '\n\n'.join(blocks) + '\n'
+
+
+def _parse_tables(value: str) -> tuple[str, ...]:
+  tables = tuple(t.strip() for t in value.split(',') if t.strip())
+  unknown = [t for t in tables if t not in paper_table_rows.TABLE_TITLES]
+  if unknown or not tables:
+    raise argparse.ArgumentTypeError(
+        f'unknown table(s) {unknown or value!r}; choose from '
+        f'{", ".join(paper_table_rows.TABLES)}')
+  return tables
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+      prog='cmt-paper-tables', description=__doc__,
+      formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--params', action='store_true',
+                      help='build every row\'s model and count its '
+                      'parameters (slow: minutes)')
+  parser.add_argument('--json', action='store_true',
+                      help='print a JSON list instead of tables')
+  parser.add_argument('--runs', metavar='DIR',
+                      help='folder of evaluated runs (model_dirs with '
+                      'eval/metrics.json) to fill the PQ columns')
+  parser.add_argument('--configs_root', metavar='DIR',
+                      default=str(default_configs_root()),
+                      help='folder the registry\'s config paths are relative '
+                      'to (default: %(default)s)')
+  parser.add_argument('--tables', type=_parse_tables,
+                      default=paper_table_rows.TABLES,
+                      help='comma-separated subset of: ' +
+                      ', '.join(paper_table_rows.TABLES))
+  return parser
+
+
+def main(argv=None, param_counter: Optional[ParamCounter] = None,
+         stdout: TextIO = None, stderr: TextIO = None) -> int:
+  """Runs the tool; `param_counter` replaces the model builder in tests."""
+  stdout = stdout or sys.stdout
+  stderr = stderr or sys.stderr
+  args = build_parser().parse_args(argv)
+  configs_root = pathlib.Path(args.configs_root)
+  rows = [r for r in paper_table_rows.ROWS if r.table in args.tables]
+  counter = (param_counter or model_param_counter) if args.params else None
+  try:
+    runs = evaluated_runs.find_runs(args.runs) if args.runs else []
+    entries = build_entries(rows, configs_root, counter, runs, stderr)
+    other_runs = runs_matching_no_row(runs, configs_root)
+  except (config.ConfigError, evaluated_runs.MetricsError) as error:
+    print(f'error: {error}', file=stderr)
+    return 1
+  if args.json:
+    json.dump([e.to_json() for e in entries], stdout, indent=2,
+              ensure_ascii=False)
+    stdout.write('\n')
+    for run in other_runs:
+      print(f'note: {run.metrics_file} matches no paper row', file=stderr)
+  else:
+    stdout.write(render_text(entries, args.params, other_runs))
+  return 0
+
+
+def run():
+  sys.exit(main())
+
+
+if __name__ == '__main__':
+  run()
