@@ -198,36 +198,40 @@ ROWS = (
              CMT_DIR + 'table2d_in22k_rfn_mask_wise_r50_res641_100k.textproto',
              dataclasses.replace(_R50_22K, recursive_feature_network=True),
              _pq(50.6, 54.8, 44.3)),
-    # Table 3: resolution, backbone, iterations.
-    PaperRow('3', '641, Axial-R50, 100k',
-             CMT_DIR + 'table3_r50_res641_100k.textproto', _R50_22K,
-             _pq(50.1, 53.5, 44.9), 94.9, _FROM_T1.format(_T1_R50)),
-    PaperRow('3', '641, Axial-R50, 200k',
-             CMT_DIR + 'table3_r50_res641_200k.textproto',
-             dataclasses.replace(_R50_22K, steps=200_000),
-             _pq(50.6, 54.5, 44.8), 94.9, _FROM_T1.format(_T1_R50)),
-    PaperRow('3', '1281, Axial-R50, 100k', _T1_T3.format('r50_res1281_100k'),
-             dataclasses.replace(_R50_22K, crop=1281),
-             _pq(53.0, 57.7, 45.9), 94.9, _FROM_T1.format(_T1_R50)),
-    PaperRow('3', '1281, Axial-R50, 200k',
-             CMT_DIR + 'table3_r50_res1281_200k.textproto',
-             dataclasses.replace(_R50_22K, crop=1281, steps=200_000),
-             _pq(53.5, 58.5, 45.9), 94.9, _FROM_T1.format(_T1_R50)),
-    PaperRow('3', '641, Axial-R104, 100k',
-             CMT_DIR + 'table3_r104_res641_100k.textproto', _R104_22K,
-             _pq(51.7, 55.4, 46.4), 135.2, _FROM_T1.format(_T1_R104)),
-    PaperRow('3', '641, Axial-R104, 200k',
-             CMT_DIR + 'table3_r104_res641_200k.textproto',
-             dataclasses.replace(_R104_22K, steps=200_000),
-             _pq(52.2, 56.4, 46.0), 135.2, _FROM_T1.format(_T1_R104)),
-    PaperRow('3', '1281, Axial-R104, 100k', _T1_T3.format('r104_res1281_100k'),
-             dataclasses.replace(_R104_22K, crop=1281),
-             _pq(54.1, 58.8, 47.1), 135.2, _FROM_T1.format(_T1_R104)),
-    PaperRow('3', '1281, Axial-R104-RFN, 100k',
-             _T1_T3.format('r104_rfn_res1281_100k'),
-             dataclasses.replace(_R104_RFN_22K, crop=1281),
-             _pq(55.1, 60.6, 46.8), 270.3, _FROM_T1.format(_T1_RFN)),
+    # Table 3: see _TABLE_3 below.
 )
+
+_TABLE_3_BACKBONES = {  # name -> (recipe, Table 1 row that counts it, params)
+    'R50': (_R50_22K, _T1_R50, 94.9),
+    'R104': (_R104_22K, _T1_R104, 135.2),
+    'R104-RFN': (_R104_RFN_22K, _T1_RFN, 270.3),
+}
+
+
+def _table_3_row(crop: int, backbone: str, steps_k: int,
+                 paper: PanopticQuality) -> PaperRow:
+  """Table 3's row "crop, Axial-<backbone>, <steps>k"; configs named alike."""
+  recipe, table_1_row, params = _TABLE_3_BACKBONES[backbone]
+  in_table_1 = crop == 1281 and steps_k == 100
+  name = (f'{"table1_table3" if in_table_1 else "table3"}_'
+          f'{backbone.lower().replace("-", "_")}_res{crop}_{steps_k}k')
+  return PaperRow(
+      '3', f'{crop}, Axial-{backbone}, {steps_k}k',
+      CMT_DIR + name + '.textproto',
+      dataclasses.replace(recipe, crop=crop, steps=steps_k * 1000), paper,
+      params, _FROM_T1.format(table_1_row))
+
+
+ROWS += tuple(_table_3_row(*args) for args in (
+    (641, 'R50', 100, _pq(50.1, 53.5, 44.9)),
+    (641, 'R50', 200, _pq(50.6, 54.5, 44.8)),
+    (1281, 'R50', 100, _pq(53.0, 57.7, 45.9)),
+    (1281, 'R50', 200, _pq(53.5, 58.5, 45.9)),
+    (641, 'R104', 100, _pq(51.7, 55.4, 46.4)),
+    (641, 'R104', 200, _pq(52.2, 56.4, 46.0)),
+    (1281, 'R104', 100, _pq(54.1, 58.8, 47.1)),
+    (1281, 'R104-RFN', 100, _pq(55.1, 60.6, 46.8)),
+))
 
 
 def rows_of(table: str) -> tuple[PaperRow, ...]:
