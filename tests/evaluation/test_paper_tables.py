@@ -36,6 +36,13 @@ def paper_table_lines() -> list[list[str]]:
   return [line for line in text[start:end].splitlines() if line.strip()]
 
 
+def _architecture(recipe):
+  """The Recipe fields that change the model (not crop, steps, loss...)."""
+  return (recipe.backbone, recipe.clustering_update, recipe.reference_mask,
+          recipe.coord_conv, recipe.stronger_decoder,
+          recipe.recursive_feature_network)
+
+
 def run_main(*argv, counter=None):
   out, err = io.StringIO(), io.StringIO()
   code = paper_tables.main(list(argv), param_counter=counter, stdout=out,
@@ -87,12 +94,7 @@ def test_borrowed_counts_come_from_a_row_of_the_same_architecture(row):
                 if (r.table, r.row) == (match.group(1), match.group(2)))
   assert not source.paper_params_source
   assert source.paper_params_m == row.paper_params_m
-
-  def architecture(recipe):
-    return (recipe.backbone, recipe.clustering_update, recipe.reference_mask,
-            recipe.coord_conv, recipe.stronger_decoder,
-            recipe.recursive_feature_network)
-  assert architecture(source.recipe) == architecture(row.recipe)
+  assert _architecture(source.recipe) == _architecture(row.recipe)
 
 
 def test_rows_sharing_a_config_are_one_experiment():
@@ -265,3 +267,31 @@ def test_console_script_prints_json():
   assert result.returncode == 0, result.stderr
   assert [e['row'] for e in json.loads(result.stdout)] == [
       r.row for r in paper_table_rows.rows_of('2b')]
+
+
+# One row per architecture the paper counts in its own table (Tables 1, 2c):
+# the nine figures 61.9M ... 270.3M, seven distinct models plus the RFN.
+def _first_row_per_architecture(rows):
+  found = {}
+  for row in rows:
+    if row.paper_params_m and not row.paper_params_source:
+      found.setdefault(_architecture(row.recipe), row)
+  return list(found.values())
+
+
+COUNTED_ROWS = _first_row_per_architecture(ROWS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('row', COUNTED_ROWS,
+                         ids=lambda r: f'{r.table}:{r.row}')
+def test_real_count_is_within_2_percent_of_the_paper(row):
+  pytest.importorskip('cmt.model.builder')
+  from cmt.data import dataset_info  # pylint: disable=g-import-not-at-top
+  options = paper_tables.load_experiment(CONFIGS, row.config)
+  count = paper_tables.model_param_counter(
+      options, dataset_info.get_dataset_info(options.train_dataset_options))
+  difference = 100 * (count / row.paper_params - 1)
+  assert abs(difference) <= 2.0, (
+      f'{row.config}: {count:,} parameters, paper {row.paper_params_m}M '
+      f'({difference:+.2f}%)')
