@@ -1,0 +1,159 @@
+"""COCO panoptic files: RGB-id PNGs plus a JSON with `segments_info`.
+
+A panoptic PNG stores a segment id per pixel as `id = R + 256 G + 256^2 B`
+(0 = void). The JSON holds one annotation per image: `image_id`,
+`file_name` and `segments_info`, a list of {id, category_id (the dataset's
+own category id), iscrowd, area, bbox [x, y, width, height]}. This is the
+format of COCO's ground truth, of panopticapi's `pq_compute` and of the
+test-dev server (zip the JSON and the PNG folder).
+
+`CocoPanopticWriter` turns `semantic * label_divisor + instance` maps into
+such files. Segment ids are `category_id * label_divisor + instance`, so a
+file is readable by eye and ids never collide within an image.
+"""
+
+import json
+import os
+from typing import Optional, Union
+
+import numpy as np
+from PIL import Image
+
+from cmt.data import dataset_info as dataset_info_lib
+
+MAX_SEGMENT_ID = 256 ** 3 - 1
+
+
+def rgb_to_id(rgb: np.ndarray) -> np.ndarray:
+  """[H, W, 3] colours -> [H, W] int64 segment ids (R + 256 G + 256^2 B)."""
+  rgb = np.asarray(rgb).astype(np.int64)
+  return rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+
+
+def id_to_rgb(ids: np.ndarray) -> np.ndarray:
+  """[H, W] segment ids -> [H, W, 3] uint8 colours, inverse of rgb_to_id."""
+  ids = np.asarray(ids).astype(np.int64)
+  if ids.min(initial=0) < 0 or ids.max(initial=0) > MAX_SEGMENT_ID:
+    raise ValueError(f'segment ids must lie in 0..{MAX_SEGMENT_ID}')
+  return np.stack([ids % 256, ids // 256 % 256, ids // 65536],
+                  axis=-1).astype(np.uint8)
+
+
+def read_segment_ids(path: str) -> np.ndarray:
+  """Reads a panoptic PNG as [H, W] segment ids; ValueError naming `path`."""
+  try:
+    with Image.open(path) as image:
+      rgb = np.asarray(image.convert('RGB'))
+  except FileNotFoundError:
+    raise ValueError(f'{path}: panoptic PNG not found') from None
+  except Exception as error:  # PIL raises many types for corrupt files.
+    raise ValueError(f'{path}: unreadable panoptic PNG: {error}') from None
+  return rgb_to_id(rgb)
+
+
+def segments_of_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                              np.ndarray]:
+  """Nonzero segment ids of a map with their areas and [x, y, w, h] boxes."""
+  height, width = ids.shape
+  values, inverse, areas = np.unique(ids.reshape(-1), return_inverse=True,
+                                     return_counts=True)
+  rows = np.repeat(np.arange(height), width)
+  cols = np.tile(np.arange(width), height)
+  count = len(values)
+  y_min = np.full(count, height)
+  x_min = np.full(count, width)
+  y_max = np.full(count, -1)
+  x_max = np.full(count, -1)
+  np.minimum.at(y_min, inverse, rows)
+  np.minimum.at(x_min, inverse, cols)
+  np.maximum.at(y_max, inverse, rows)
+  np.maximum.at(x_max, inverse, cols)
+  boxes = np.stack([x_min, y_min, x_max - x_min + 1, y_max - y_min + 1], -1)
+  keep = values != 0
+  return values[keep], areas[keep], boxes[keep]
+
+
+def default_image_id(image_name: str) -> Union[int, str]:
+  """COCO image ids are ints; '000000142238' -> 142238, other names stay."""
+  return int(image_name) if image_name.isdigit() else image_name
+
+
+class CocoPanopticWriter:
+  """Writes panoptic label maps as COCO panoptic PNGs and one JSON.
+
+  Files: `<png_folder>/<image_name>.png` at once, `json_path` on `write_json`
+  (which may be called again after more images; it rewrites the file).
+  """
+
+  def __init__(self, json_path: str, png_folder: str,
+               dataset_info: dataset_info_lib.DatasetInfo):
+    self.json_path = json_path
+    self.png_folder = png_folder
+    self.dataset_info = dataset_info
+    self.annotations: list[dict] = []
+    self.images: list[dict] = []
+    largest = (max(c.dataset_id for c in dataset_info.categories) *
+               dataset_info.label_divisor + dataset_info.label_divisor - 1)
+    if largest > MAX_SEGMENT_ID:
+      raise ValueError(f'{dataset_info.name}: segment ids up to {largest} do '
+                       'not fit a 24-bit panoptic PNG')
+    os.makedirs(png_folder, exist_ok=True)
+
+  def add(self, image_name: str, panoptic: np.ndarray,
+          image_id: Optional[Union[int, str]] = None) -> dict:
+    """Writes one image; `panoptic` is [H, W] semantic * divisor + instance.
+
+    Class 0 is void (written as id 0). Returns the JSON annotation.
+    """
+    info = self.dataset_info
+    panoptic = np.asarray(panoptic).astype(np.int64)
+    if panoptic.ndim != 2:
+      raise ValueError(f'{image_name}: panoptic map must be [H, W], got '
+                       f'shape {panoptic.shape}')
+    semantic = panoptic // info.label_divisor
+    instance = panoptic % info.label_divisor
+    if panoptic.min(initial=0) < 0 or semantic.max(initial=0) > \
+        info.num_classes:
+      raise ValueError(f'{image_name}: panoptic labels must be semantic * '
+                       f'{info.label_divisor} + instance with semantic in '
+                       f'0..{info.num_classes}')
+    # Contiguous class -> the dataset's category id, void stays 0.
+    category_of_class = np.array(
+        [0] + [c.dataset_id for c in info.categories], np.int64)
+    ids = np.where(semantic == 0, 0,
+                   category_of_class[semantic] * info.label_divisor + instance)
+    values, areas, boxes = segments_of_ids(ids)
+    file_name = image_name + '.png'
+    Image.fromarray(id_to_rgb(ids)).save(
+        os.path.join(self.png_folder, file_name))
+    image_id = default_image_id(image_name) if image_id is None else image_id
+    annotation = {
+        'image_id': image_id,
+        'file_name': file_name,
+        'segments_info': [
+            {'id': int(v), 'category_id': int(v // info.label_divisor),
+             'iscrowd': 0, 'area': int(a), 'bbox': [int(b) for b in box]}
+            for v, a, box in zip(values, areas, boxes)],
+    }
+    self.annotations.append(annotation)
+    self.images.append({'id': image_id, 'file_name': image_name + '.jpg',
+                        'height': int(ids.shape[0]),
+                        'width': int(ids.shape[1])})
+    return annotation
+
+  def merge(self, other: 'CocoPanopticWriter'):
+    """Takes the annotations another writer (another replica) collected."""
+    self.annotations.extend(other.annotations)
+    self.images.extend(other.images)
+
+  def write_json(self):
+    """Writes (or rewrites) the JSON of every image added so far."""
+    folder = os.path.dirname(self.json_path)
+    if folder:
+      os.makedirs(folder, exist_ok=True)
+    content = {'images': self.images, 'annotations': self.annotations,
+               'categories': self.dataset_info.categories_json()}
+    temporary = self.json_path + '.tmp'
+    with open(temporary, 'w', encoding='utf-8') as f:
+      json.dump(content, f)
+    os.replace(temporary, self.json_path)  # never leave a half-written file

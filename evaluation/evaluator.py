@@ -1,0 +1,187 @@
+"""The evaluator the trainer feeds: PQ, mask AP, mIoU, COCO panoptic files.
+
+    evaluator = PanopticEvaluator(dataset_info, evaluator_options, output_dir)
+    for each image:  evaluator.update(gt_panoptic, gt_crowd, pred_panoptic,
+                                      image_name, original_size,
+                                      segment_scores, image_size)
+    metrics = evaluator.result()
+    evaluator.write_metrics_json(path, experiment_name, config_file, step)
+
+Predictions are compared with the ground truth at the resolution they share
+(the crop the model saw). With `evaluator_options.save_predictions` every
+prediction is also resized to the image's original size (nearest
+neighbour) and written in COCO panoptic format under `output_dir`:
+`output_dir/panoptic/<image_name>.png` and `output_dir/panoptic.json`
+(written by `result()`), ready for `cmt-evaluate` or the test-dev server.
+"""
+
+import json
+import os
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+
+from cmt.data import dataset_info as dataset_info_lib
+from cmt.evaluation import coco_mask_ap
+from cmt.evaluation import coco_panoptic_format
+from cmt.evaluation import panoptic_quality
+from cmt.evaluation import semantic_iou
+from cmt.protos import evaluator_pb2
+
+PREDICTIONS_JSON = 'panoptic.json'
+PREDICTIONS_FOLDER = 'panoptic'
+
+
+def resize_nearest(label_map: np.ndarray, size: Sequence[int]) -> np.ndarray:
+  """Nearest-neighbour resize with pixel-centre sampling (labels stay labels)."""
+  height, width = label_map.shape
+  out_height, out_width = int(size[0]), int(size[1])
+  if (out_height, out_width) == (height, width):
+    return label_map
+  rows = np.minimum(((np.arange(out_height) + 0.5) * height / out_height)
+                    .astype(np.int64), height - 1)
+  cols = np.minimum(((np.arange(out_width) + 0.5) * width / out_width)
+                    .astype(np.int64), width - 1)
+  return label_map[rows[:, None], cols[None, :]]
+
+
+class PanopticEvaluator:
+  """Streams PQ/SQ/RQ (All/Things/Stuff), COCO mask AP and mIoU.
+
+  Reads `compute_mask_ap` and `save_predictions` of `EvaluatorOptions` (the
+  post-processing reads the thresholds; the trainer the step counts).
+  """
+
+  def __init__(self, dataset_info: dataset_info_lib.DatasetInfo,
+               evaluator_options: evaluator_pb2.EvaluatorOptions,
+               output_dir: Optional[str] = None):
+    self.dataset_info = dataset_info
+    self.options = evaluator_options
+    self.output_dir = output_dir
+    if evaluator_options.save_predictions and not output_dir:
+      raise ValueError('evaluator_options.save_predictions is set but the '
+                       'evaluator got no output_dir')
+    self.panoptic_quality = panoptic_quality.PQAccumulator(dataset_info)
+    self.mean_iou = semantic_iou.MeanIoUAccumulator(dataset_info.num_classes)
+    self.mask_ap = (coco_mask_ap.MaskAPAccumulator(dataset_info)
+                    if evaluator_options.compute_mask_ap else None)
+    self.writer = None
+    if evaluator_options.save_predictions:
+      self.writer = coco_panoptic_format.CocoPanopticWriter(
+          os.path.join(output_dir, PREDICTIONS_JSON),
+          os.path.join(output_dir, PREDICTIONS_FOLDER), dataset_info)
+
+  def reset(self):
+    self.panoptic_quality.reset()
+    self.mean_iou.reset()
+    if self.mask_ap is not None:
+      self.mask_ap.reset()
+    if self.writer is not None:
+      self.writer.annotations.clear()
+      self.writer.images.clear()
+
+  def update(self, gt_panoptic: np.ndarray, gt_crowd: Optional[np.ndarray],
+             pred_panoptic: np.ndarray, image_name,
+             original_size: Optional[Sequence[int]] = None,
+             segment_scores: Optional[Mapping[int, float]] = None,
+             image_size: Optional[Sequence[int]] = None):
+    """Adds one image.
+
+    Args:
+      gt_panoptic: [H, W] int ground truth, semantic * divisor + instance.
+      gt_crowd: [H, W] nonzero on crowd regions, or None.
+      pred_panoptic: [H, W] int prediction at the same resolution.
+      image_name: str or bytes, the image's file name without extension.
+      original_size: (height, width) the image is stored at; saved
+        predictions are resized to it (default: as given).
+      segment_scores: {panoptic label: score} of the predicted segments,
+        the detection scores of the mask AP (`segment_scores_of`).
+      image_size: (height, width) of the valid, unpadded region; the maps
+        are cropped to it first (default: all of them).
+    """
+    if isinstance(image_name, bytes):
+      image_name = image_name.decode('utf-8')
+    image_name = str(image_name)
+    gt_panoptic = np.asarray(gt_panoptic)
+    pred_panoptic = np.asarray(pred_panoptic)
+    if gt_panoptic.shape != pred_panoptic.shape or gt_panoptic.ndim != 2:
+      raise ValueError(f'{image_name}: ground truth {gt_panoptic.shape} and '
+                       f'prediction {pred_panoptic.shape} must be the same '
+                       '[H, W]')
+    if image_size is not None:
+      height, width = int(image_size[0]), int(image_size[1])
+      gt_panoptic = gt_panoptic[:height, :width]
+      pred_panoptic = pred_panoptic[:height, :width]
+      if gt_crowd is not None:
+        gt_crowd = np.asarray(gt_crowd)[:height, :width]
+    self.panoptic_quality.update(gt_panoptic, pred_panoptic, gt_crowd)
+    divisor = self.dataset_info.label_divisor
+    self.mean_iou.update(gt_panoptic // divisor, pred_panoptic // divisor)
+    if self.mask_ap is not None:
+      self.mask_ap.update(gt_panoptic, gt_crowd, pred_panoptic,
+                          segment_scores)
+    if self.writer is not None:
+      saved = pred_panoptic
+      if original_size is not None:
+        saved = resize_nearest(pred_panoptic, original_size)
+      self.writer.add(image_name, saved)
+
+  def merge(self, other: 'PanopticEvaluator'):
+    """Adds another evaluator's images (another replica or process)."""
+    self.panoptic_quality.merge(other.panoptic_quality)
+    self.mean_iou.merge(other.mean_iou)
+    if self.mask_ap is not None and other.mask_ap is not None:
+      self.mask_ap.merge(other.mask_ap)
+    if self.writer is not None and other.writer is not None:
+      self.writer.merge(other.writer)
+
+  def result(self) -> dict:
+    """Metrics in percent: pq, sq, rq, n, ..._things, ..._stuff, ap, miou.
+
+    `ap` is None when `compute_mask_ap` is off or there is no ground-truth
+    thing; `miou` None before any labelled pixel; `per_class` maps class
+    names to pq, sq, rq, tp, fp, fn; `num_images` counts the images.
+    Also writes the predictions JSON when saving predictions.
+    """
+    metrics = self.panoptic_quality.result()
+    metrics['ap'] = self.mask_ap.result() if self.mask_ap is not None else None
+    metrics['miou'] = self.mean_iou.result()
+    metrics['num_images'] = self.panoptic_quality.num_images
+    if self.writer is not None:
+      self.writer.write_json()
+    return metrics
+
+  def write_metrics_json(self, path: str, experiment_name: str,
+                         config_file: str, step: int,
+                         metrics: Optional[dict] = None) -> dict:
+    """Writes {experiment_name, config_file, step, metrics} (`cmt-paper-tables`
+    reads `<model_dir>/eval/metrics.json`); computes `result()` unless given.
+    """
+    metrics = self.result() if metrics is None else metrics
+    content = {'experiment_name': experiment_name,
+               'config_file': config_file, 'step': int(step),
+               'metrics': metrics}
+    folder = os.path.dirname(path)
+    if folder:
+      os.makedirs(folder, exist_ok=True)
+    temporary = path + '.tmp'
+    with open(temporary, 'w', encoding='utf-8') as f:
+      json.dump(content, f, indent=1)
+    os.replace(temporary, path)
+    return content
+
+
+def segment_scores_of(segment_labels: np.ndarray,
+                      segment_scores: np.ndarray) -> dict[int, float]:
+  """Per-slot outputs of `post_process` -> {panoptic label: score}.
+
+  segment_labels, segment_scores: [N] for one image (PRED_SEGMENT_LABELS,
+  PRED_SEGMENT_SCORES); label 0 marks a slot that produced nothing. Slots
+  merged into one stuff segment give it their best score.
+  """
+  scores: dict[int, float] = {}
+  for label, score in zip(np.asarray(segment_labels).tolist(),
+                          np.asarray(segment_scores).tolist()):
+    if label:
+      scores[label] = max(score, scores.get(label, float('-inf')))
+  return scores
