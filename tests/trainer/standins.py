@@ -1,0 +1,130 @@
+"""Tiny stand-ins for the model, loss and data pipeline (trainer tests only).
+
+They follow the contracts of `cmt.model.builder`, `cmt.model.loss.builder`
+and `cmt.data.pipeline` closely enough to exercise the trainer: a conv
+"backbone" with SyncBatchNorm, a head that is not backbone, a float32
+loss averaged over the local batch, and a deterministic dataset of fixed
+images split by `input_context`.
+"""
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+from cmt import common
+from cmt.data import dataset_info as dataset_info_lib
+from cmt.trainer import train_lib
+
+CROP = 9
+NUM_CLASSES = 3
+NUM_IMAGES = 32
+
+
+def dataset_info():
+  return dataset_info_lib.from_categories('standin', [
+      {'id': 1, 'name': 'thing', 'isthing': 1},
+      {'id': 2, 'name': 'stuff', 'isthing': 0},
+      {'id': 3, 'name': 'other', 'isthing': 0}])
+
+
+class TinyModel(tf_keras.Model):
+  """conv -> SyncBN -> GeLU (backbone) -> 1x1 conv head (class logits)."""
+
+  def __init__(self, sync_batchnorm=True, name='tiny_model'):
+    super().__init__(name=name)
+    norm = (tf_keras.layers.experimental.SyncBatchNormalization
+            if sync_batchnorm else tf_keras.layers.BatchNormalization)
+    self.backbone_conv = tf_keras.layers.Conv2D(4, 3, padding='same',
+                                                name='backbone_conv')
+    self.backbone_norm = norm(momentum=0.9, name='backbone_norm')
+    self.head = tf_keras.layers.Conv2D(NUM_CLASSES + 1, 1, name='head')
+
+  def call(self, images, training=False):
+    x = self.backbone_conv(images / 127.5 - 1.0)
+    x = tf.nn.gelu(self.backbone_norm(x, training=training))
+    logits = self.head(x)
+    return {common.SEMANTIC_LOGITS: logits,
+            common.MASK_LOGITS: logits}
+
+
+def pretrained_variables(model):
+  return (model.backbone_conv.trainable_variables +
+          model.backbone_norm.trainable_variables)
+
+
+def build_loss(options, info):
+  del info
+  weight = options.trainer_options.loss_options.semantic_loss.weight
+
+  def loss_fn(ground_truth, outputs):
+    logits = outputs[common.SEMANTIC_LOGITS]
+    per_pixel = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        ground_truth[common.GT_SEMANTIC], logits)
+    semantic = weight * tf.reduce_mean(per_pixel)
+    return {common.LOSS_SEMANTIC: semantic, common.LOSS_TOTAL: semantic}
+  return loss_fn
+
+
+def _examples():
+  rng = np.random.default_rng(0)
+  images = rng.uniform(0, 255, (NUM_IMAGES, CROP, CROP, 3)).astype(np.float32)
+  semantic = rng.integers(0, NUM_CLASSES + 1,
+                          (NUM_IMAGES, CROP, CROP)).astype(np.int32)
+  return {common.IMAGE: images, common.GT_SEMANTIC: semantic,
+          common.GT_PANOPTIC: semantic * 256,
+          common.IMAGE_SIZE: np.full((NUM_IMAGES, 2), CROP, np.int32)}
+
+
+def build_dataset(dataset_options, info, is_training, input_context=None):
+  del info
+  batch = dataset_options.batch_size
+  data = tf.data.Dataset.from_tensor_slices(_examples())
+  if input_context is not None:
+    batch = input_context.get_per_replica_batch_size(batch)
+    data = data.shard(input_context.num_input_pipelines,
+                      input_context.input_pipeline_id)
+  if is_training:
+    data = data.repeat()
+  return data.batch(batch, drop_remainder=is_training)
+
+
+def builders(sync_batchnorm=True):
+  return train_lib.Builders(
+      get_dataset_info=lambda unused_options: dataset_info(),
+      build_model=lambda options, info: TinyModel(sync_batchnorm),
+      pretrained_variables=pretrained_variables,
+      build_loss=build_loss,
+      build_dataset=build_dataset)
+
+
+def options_text(steps=4, batch=8, optimizer='SGD', extra_solver='',
+                 extra_trainer=''):
+  return f'''
+experiment_name: "standin"
+trainer_options {{
+  save_checkpoints_steps: 2
+  save_summaries_steps: 2
+  steps_per_loop: 2
+  {extra_trainer}
+  solver_options {{
+    optimizer: {optimizer}
+    base_learning_rate: 0.1
+    warmup_steps: 0
+    training_number_of_steps: {steps}
+    {extra_solver}
+  }}
+}}
+train_dataset_options {{
+  dataset: "standin"
+  batch_size: {batch}
+  crop_size: {CROP}
+  crop_size: {CROP}
+}}
+'''
+
+
+def options(**kwargs):
+  from google.protobuf import text_format
+  from cmt.protos import config_pb2
+  return text_format.Parse(options_text(**kwargs),
+                           config_pb2.ExperimentOptions())

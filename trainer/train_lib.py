@@ -1,0 +1,273 @@
+"""Builds a run from an ExperimentOptions and drives it with orbit.Controller.
+
+Modes (DeepLab2's): `train`, `eval` (the latest checkpoint once),
+`train_and_eval` (evaluate every `eval_interval_steps`), `continuous_eval`
+(evaluate each new checkpoint until the last step is evaluated or
+`continuous_eval_timeout` seconds pass without one).
+"""
+
+import contextlib
+import dataclasses
+import os
+from typing import Callable, Optional
+
+from absl import logging
+import orbit
+import tensorflow as tf
+import tf_keras
+
+from cmt import common
+from cmt.protos import config_pb2
+from cmt.protos import model_pb2
+from cmt.trainer import checkpoints
+from cmt.trainer import evaluator as evaluator_lib
+from cmt.trainer import optimizer as optimizer_lib
+from cmt.trainer import strategy as strategy_lib
+from cmt.trainer import trainer as trainer_lib
+
+MODES = ('train', 'eval', 'train_and_eval', 'continuous_eval')
+
+
+@dataclasses.dataclass
+class Builders:
+  """Where a run's pieces come from (the real ones: `default_builders()`)."""
+  get_dataset_info: Callable
+  build_model: Callable
+  pretrained_variables: Callable
+  build_loss: Callable
+  build_dataset: Callable
+  post_process: Optional[Callable] = None
+  make_panoptic_evaluator: Optional[Callable] = None
+
+
+def default_builders() -> Builders:
+  """The library's model, loss, data pipeline and evaluator."""
+  # pylint: disable=g-import-not-at-top
+  from cmt.data import dataset_info
+  from cmt.data import pipeline
+  from cmt.model import builder
+  from cmt.model.loss import builder as loss_builder
+
+  def post_process(outputs, evaluator_options, info):
+    from cmt.model import post_processing
+    return post_processing.post_process(outputs, evaluator_options, info)
+
+  def make_panoptic_evaluator(info, evaluator_options, output_dir):
+    from cmt.evaluation import evaluator
+    return evaluator.PanopticEvaluator(info, evaluator_options,
+                                       output_dir=output_dir)
+
+  return Builders(
+      get_dataset_info=dataset_info.get_dataset_info,
+      build_model=builder.build_model,
+      pretrained_variables=builder.pretrained_variables,
+      build_loss=loss_builder.build_loss,
+      build_dataset=pipeline.build_dataset,
+      post_process=post_process,
+      make_panoptic_evaluator=make_panoptic_evaluator)
+
+
+@contextlib.contextmanager
+def precision_policy(solver):
+  """Sets the Keras policy of `solver.precision` while building and running."""
+  previous = tf_keras.mixed_precision.global_policy()
+  tf_keras.mixed_precision.set_global_policy(
+      optimizer_lib.precision_policy_name(solver))
+  try:
+    yield
+  finally:
+    tf_keras.mixed_precision.set_global_policy(previous)
+
+
+def use_jit_compile(options: config_pb2.ExperimentOptions,
+                    strategy: tf.distribute.Strategy) -> bool:
+  """`trainer_options.jit_compile`; unset: on for TPU only."""
+  trainer_options = options.trainer_options
+  if trainer_options.HasField('jit_compile'):
+    return trainer_options.jit_compile
+  return strategy_lib.is_tpu_strategy(strategy)
+
+
+def _check_intervals(options):
+  trainer_options = options.trainer_options
+  for field in ('steps_per_loop', 'save_summaries_steps',
+                'save_checkpoints_steps'):
+    value = getattr(trainer_options, field)
+    if value < 1:
+      raise ValueError(f'trainer_options.{field} must be >= 1, got {value}')
+  if trainer_options.save_summaries_steps % trainer_options.steps_per_loop:
+    raise ValueError(
+        f'trainer_options.save_summaries_steps '
+        f'({trainer_options.save_summaries_steps}) must be a multiple of '
+        f'trainer_options.steps_per_loop ({trainer_options.steps_per_loop})')
+  evaluator_options = options.evaluator_options
+  for field in ('eval_steps', 'eval_interval_steps', 'num_summary_images'):
+    if getattr(evaluator_options, field) < 0:
+      raise ValueError(f'evaluator_options.{field} must be >= 0, got '
+                       f'{getattr(evaluator_options, field)}')
+
+
+def _is_chief(strategy) -> bool:
+  return getattr(strategy.extended, 'should_checkpoint', True)
+
+
+def _worker_dir(model_dir: str, strategy) -> str:
+  """Chief: model_dir. Other workers write throw-away copies elsewhere."""
+  if _is_chief(strategy):
+    return model_dir
+  resolver = strategy.cluster_resolver
+  return os.path.join(model_dir, 'workers',
+                      f'{resolver.task_type}_{resolver.task_id}')
+
+
+@dataclasses.dataclass
+class Run:
+  """Everything `run_experiment` built (tests inspect it)."""
+  model: tf_keras.Model
+  optimizer: object
+  controller: orbit.Controller
+  trainer: Optional[trainer_lib.CMTTrainer]
+  evaluator: Optional[evaluator_lib.CMTEvaluator]
+  checkpoint_manager: tf.train.CheckpointManager
+
+
+def build_run(mode: str, options: config_pb2.ExperimentOptions,
+              model_dir: str, strategy: tf.distribute.Strategy,
+              builders: Optional[Builders] = None,
+              config_file: str = '', print_fn=None) -> Run:
+  """Builds model, optimiser, checkpoints, trainer/evaluator and controller.
+
+  Call inside `precision_policy(solver)`.
+  """
+  if mode not in MODES:
+    raise ValueError(f'--mode={mode!r}: choose one of {", ".join(MODES)}')
+  builders = builders or default_builders()
+  _check_intervals(options)
+  trains = mode in ('train', 'train_and_eval')
+  evaluates = mode != 'train'
+  solver = options.trainer_options.solver_options
+  trainer_options = options.trainer_options
+  dataset_options = (options.train_dataset_options if trains
+                     else options.eval_dataset_options)
+  if not options.HasField('train_dataset_options' if trains
+                          else 'eval_dataset_options'):
+    raise ValueError(f'--mode={mode} needs '
+                     f'{"train" if trains else "eval"}_dataset_options')
+  dataset_info = builders.get_dataset_info(dataset_options)
+  jit_compile = use_jit_compile(options, strategy)
+  tpu = strategy_lib.is_tpu_strategy(strategy)
+
+  with strategy.scope():
+    model = builders.build_model(options, dataset_info)
+    crop = list(dataset_options.crop_size) or [33, 33]
+    model(tf.zeros([1] + crop + [3], tf.float32), training=False)
+    optimizer = optimizer_lib.build_optimizer(
+        solver, builders.pretrained_variables(model),
+        jit_compile=jit_compile and not tpu)
+    optimizer.build(model.trainable_variables)
+    checkpoint = checkpoints.build_checkpoint(model, optimizer)
+
+  init_fn = None
+  if options.model_options.initial_checkpoint:
+    def init_fn():
+      checkpoints.warm_start(
+          model, options.model_options.initial_checkpoint,
+          options.model_options.restore_scope,
+          builders.pretrained_variables(model))
+  work_dir = _worker_dir(model_dir, strategy)
+  manager = checkpoints.build_checkpoint_manager(
+      checkpoint, work_dir, optimizer.iterations,
+      trainer_options.save_checkpoints_steps,
+      trainer_options.num_checkpoints_to_keep, init_fn=init_fn)
+
+  trainer = None
+  train_actions = []
+  if trains:
+    train_data = strategy.distribute_datasets_from_function(
+        lambda context: builders.build_dataset(
+            options.train_dataset_options, dataset_info, is_training=True,
+            input_context=context))
+    loss_fn = builders.build_loss(options, dataset_info)
+    trainer = trainer_lib.CMTTrainer(options, strategy, model, loss_fn,
+                                     optimizer, train_data, jit_compile)
+    train_actions.append(trainer_lib.ProgressLine(
+        trainer, solver.training_number_of_steps,
+        options.train_dataset_options.batch_size, print_fn))
+
+  evaluator = None
+  if evaluates:
+    eval_info = builders.get_dataset_info(options.eval_dataset_options)
+    eval_data = strategy.distribute_datasets_from_function(
+        lambda context: builders.build_dataset(
+            options.eval_dataset_options, eval_info, is_training=False,
+            input_context=context))
+    predictions_dir = None
+    if options.evaluator_options.save_predictions:
+      predictions_dir = os.path.join(work_dir, 'eval',
+                                     evaluator_lib.PREDICTIONS_FOLDER)
+    evaluator = evaluator_lib.CMTEvaluator(
+        options, strategy, model, eval_data, eval_info, builders.post_process,
+        builders.make_panoptic_evaluator(eval_info, options.evaluator_options,
+                                         predictions_dir),
+        work_dir, optimizer.iterations, config_file=config_file)
+
+  should_summarize = getattr(strategy.extended, 'should_save_summary', True)
+  controller = orbit.Controller(
+      global_step=optimizer.iterations, trainer=trainer, evaluator=evaluator,
+      strategy=strategy, train_actions=train_actions,
+      steps_per_loop=trainer_options.steps_per_loop if trains else None,
+      checkpoint_manager=manager,
+      summary_interval=(trainer_options.save_summaries_steps
+                        if trains and should_summarize else None),
+      summary_dir=(os.path.join(model_dir, 'train')
+                   if should_summarize else None),
+      eval_summary_dir=(os.path.join(model_dir, 'eval')
+                        if should_summarize else None))
+  return Run(model, optimizer, controller, trainer, evaluator, manager)
+
+
+def _evaluate_continuously(run: Run, model_dir: str, eval_steps: int,
+                           total_steps: int, timeout: int):
+  """Evaluates each new checkpoint; stops after the final step's one, or
+  when `timeout` (>= 0) seconds pass without a new checkpoint."""
+  for path in tf.train.checkpoints_iterator(
+      model_dir, timeout=None if timeout < 0 else timeout):
+    run.controller.restore_checkpoint(path)
+    run.controller.evaluate(steps=eval_steps)
+    if int(run.optimizer.iterations.numpy()) >= total_steps:
+      return
+  logging.info('continuous_eval: no new checkpoint in %d s; stopping',
+               timeout)
+
+
+def run_experiment(mode: str, options: config_pb2.ExperimentOptions,
+                   model_dir: str, strategy: tf.distribute.Strategy,
+                   builders: Optional[Builders] = None,
+                   config_file: str = '', print_fn=None) -> Run:
+  """Builds the run (see `build_run`) and runs `mode` to its end."""
+  solver = options.trainer_options.solver_options
+  evaluator_options = options.evaluator_options
+  eval_steps = evaluator_options.eval_steps or -1
+  total_steps = solver.training_number_of_steps
+  with precision_policy(solver):
+    run = build_run(mode, options, model_dir, strategy, builders,
+                    config_file, print_fn)
+    controller = run.controller
+    if mode == 'train':
+      controller.train(steps=total_steps)
+    elif mode == 'train_and_eval':
+      interval = (evaluator_options.eval_interval_steps or
+                  options.trainer_options.save_checkpoints_steps)
+      controller.train_and_evaluate(train_steps=total_steps,
+                                    eval_steps=eval_steps,
+                                    eval_interval=interval)
+    elif mode == 'eval':
+      if run.checkpoint_manager.latest_checkpoint is None:
+        raise ValueError(f'--mode=eval: no checkpoint in {model_dir}')
+      controller.evaluate(steps=eval_steps)
+    else:
+      _evaluate_continuously(run, model_dir, eval_steps, total_steps,
+                             evaluator_options.continuous_eval_timeout)
+  if not _is_chief(strategy):
+    tf.io.gfile.rmtree(_worker_dir(model_dir, strategy))
+  return run
