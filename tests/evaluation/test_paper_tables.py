@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from cmt.evaluation import evaluated_runs
@@ -295,3 +296,37 @@ def test_real_count_is_within_2_percent_of_the_paper(row):
   assert abs(difference) <= 2.0, (
       f'{row.config}: {count:,} parameters, paper {row.paper_params_m}M '
       f'({difference:+.2f}%)')
+
+
+def test_reads_what_the_evaluator_writes(tmp_path):
+  """Round trip through PanopticEvaluator.write_metrics_json."""
+  evaluator_lib = pytest.importorskip('cmt.evaluation.evaluator')
+  from cmt.data import dataset_info  # pylint: disable=g-import-not-at-top
+  from cmt.protos import evaluator_pb2  # pylint: disable=g-import-not-at-top
+  options = evaluator_pb2.EvaluatorOptions(compute_mask_ap=False,
+                                           thing_area_limit=0,
+                                           stuff_area_limit=0)
+  evaluator = evaluator_lib.PanopticEvaluator(dataset_info.COCO_PANOPTIC,
+                                              options)
+  divisor = dataset_info.LABEL_DIVISOR
+  gt = np.zeros((8, 8), np.int32)
+  gt[:, :4] = 1 * divisor + 1  # a person (thing, class 1)
+  gt[:, 4:] = 100 * divisor  # a stuff class
+  pred = gt.copy()
+  pred[:, 4:] = 101 * divisor  # stuff predicted as another class
+  evaluator.update(gt, None, pred, 'image')
+  row = paper_table_rows.rows_of('2c')[3]
+  metrics_file = tmp_path / 'runs' / 'decoder' / 'eval' / 'metrics.json'
+  evaluator.write_metrics_json(
+      str(metrics_file), experiment_name='anything',
+      config_file=str(CONFIGS / row.config), step=100000)
+  run = evaluated_runs.load_run(metrics_file)
+  # Things: one perfect match (PQ 100); stuff: two classes with nothing
+  # matched (PQ 0 each).
+  assert (run.pq_things, run.pq_stuff) == (100.0, 0.0)
+  assert run.pq == pytest.approx(100 / 3)
+  code, out, _ = run_main('--json', '--runs', str(tmp_path / 'runs'),
+                          '--tables', '2c')
+  assert code == 0
+  filled = [e for e in json.loads(out) if e['pq'] is not None]
+  assert [(e['row'], e['step']) for e in filled] == [(row.row, 100000)]
