@@ -61,6 +61,12 @@ IMAGE_NAME = 'image_name'
 PRED_PANOPTIC = 'pred_panoptic'
 PRED_SEMANTIC = 'pred_semantic'
 PRED_INSTANCE = 'pred_instance'
+# [B, N] int32 per cluster center: the PRED_PANOPTIC label of the segment it
+# produced, 0 if none (a static-shape segment list, e.g. for export).
+PRED_SEGMENT_LABELS = 'pred_segment_labels'
+# [B, N] float32 per cluster center: its ranking score (class confidence x
+# mask score), 0 where PRED_SEGMENT_LABELS is 0.
+PRED_SEGMENT_SCORES = 'pred_segment_scores'
 
 # ---- Losses (named, each summarised by the trainer) ----------------------
 LOSS_PQ_STYLE = 'pq_style_loss'
