@@ -33,6 +33,7 @@ from cmt.data import dataset_info as dataset_info_lib
 def compute_targets(label: tf.Tensor, info: dataset_info_lib.DatasetInfo,
                     max_num_masks: int) -> dict[str, tf.Tensor]:
   """Targets of one [H, W] int32 label (module docstring), keyed by common."""
+  label = tf.convert_to_tensor(label, tf.int32)
   divisor = info.label_divisor
   semantic = label // divisor
   instance = label % divisor
