@@ -31,10 +31,12 @@ dimension is dynamic.
 Determinism: with `seed` != 0 the order (file and record shuffles) and every
 random augmentation are fixed by the seed: each example draws from a
 stateless seed (seed, replica, example index), so parallel maps cannot
-change results. `seed` = 0 draws a fresh seed and allows non-deterministic
-order for speed. With an `input_context`, files (or, when there are fewer
-files than input pipelines, records) are sharded across pipelines and the
-batch is `input_context.get_per_replica_batch_size(batch_size)`.
+change results. `seed` = 0 draws a fresh seed and, for training, allows
+non-deterministic order for speed; evaluation always keeps file order.
+
+With an `input_context`, files (or, when there are fewer files than input
+pipelines, records) are sharded across pipelines and the batch is
+`input_context.get_per_replica_batch_size(batch_size)`.
 """
 
 import random
@@ -171,9 +173,10 @@ def build_dataset(dataset_options, dataset_info: dataset_info_lib.DatasetInfo,
   validate_options(dataset_options, is_training)
   files = list_files(dataset_options)
   seed = dataset_options.seed
-  deterministic = seed != 0
-  base_seed = seed if deterministic else random.SystemRandom().randrange(
-      1, 2**31)
+  # Evaluation keeps file order (cheap); training trades it for speed
+  # unless seeded.
+  deterministic = seed != 0 or not is_training
+  base_seed = seed if seed else random.SystemRandom().randrange(1, 2**31)
   batch_size = dataset_options.batch_size
   num_pipelines, pipeline_id = 1, 0
   if input_context is not None:
@@ -186,8 +189,8 @@ def build_dataset(dataset_options, dataset_info: dataset_info_lib.DatasetInfo,
   if shard_files and num_pipelines > 1:
     dataset = dataset.shard(num_pipelines, pipeline_id)
   if is_training:
-    dataset = dataset.shuffle(len(files), seed=base_seed if deterministic
-                              else None, reshuffle_each_iteration=True)
+    dataset = dataset.shuffle(len(files), seed=seed or None,
+                              reshuffle_each_iteration=True)
     dataset = dataset.repeat()
     dataset = dataset.interleave(
         tf.data.TFRecordDataset, cycle_length=min(_INTERLEAVE_CYCLE,
@@ -199,7 +202,7 @@ def build_dataset(dataset_options, dataset_info: dataset_info_lib.DatasetInfo,
     dataset = dataset.shard(num_pipelines, pipeline_id)
   if is_training:
     dataset = dataset.shuffle(dataset_options.shuffle_buffer_size,
-                              seed=base_seed if deterministic else None,
+                              seed=seed or None,
                               reshuffle_each_iteration=True)
 
   # A stateless seed per example: (base seed + replica, example index).
