@@ -1,0 +1,1 @@
+"""Training losses of CMT-DeepLab and the Hungarian matching they use."""

@@ -1,0 +1,244 @@
+"""Batched Hungarian matching in TensorFlow ops, for XLA and TPU.
+
+`hungarian_match` solves the rectangular linear sum assignment problem
+
+    min_X  sum_ij cost_ij X_ij   s.t.  sum_j X_ij = 1,  sum_i X_ij <= 1,
+
+for a batch of [R, C] cost matrices with R <= C, by the shortest augmenting
+path method (Jonker & Volgenant 1987; Crouse 2016, the algorithm behind
+`scipy.optimize.linear_sum_assignment`). Rows are added one at a time; for
+each new row a Dijkstra search over reduced costs `cost - u - v` finds the
+cheapest alternating path to a free column, the dual potentials u, v are
+updated to keep reduced costs non-negative, and the path is flipped.
+
+Everything is vectorised over the batch and over columns; the three nested
+loops (rows, Dijkstra steps, path flip) are `tf.while_loop`s with static
+shapes, so the function compiles with `tf.function(jit_compile=True)`. A
+batch element whose search has finished idles (its state is frozen with
+`tf.where`) until the slowest element of the batch is done.
+"""
+
+import tensorflow as tf
+
+# Parallel bidding rounds before the augmenting paths (see _bidding_rounds).
+_MAX_BIDDING_ROUNDS = 4
+
+
+def _first_true(mask: tf.Tensor, axis: int = -1) -> tf.Tensor:
+  """Index of the first True along `axis`; the last index where none is.
+
+  (Callers mask out the all-False case themselves; clamping keeps gathers
+  in range outside XLA too.) A min-reduction of indices: XLA on CPU runs it
+  much faster than argmax.
+  """
+  size = mask.shape[axis]
+  shape = [1] * mask.shape.rank
+  shape[axis] = size
+  index = tf.reshape(tf.range(size, dtype=tf.int32), shape)
+  return tf.reduce_min(tf.where(mask, index, size - 1), axis=axis)
+
+
+def _one_hot_bool(index: tf.Tensor, depth: int) -> tf.Tensor:
+  return tf.one_hot(index, depth, on_value=True, off_value=False,
+                    dtype=tf.bool)
+
+
+def hungarian_match(cost: tf.Tensor) -> tf.Tensor:
+  """Minimum-cost assignment of every row to a distinct column.
+
+  Args:
+    cost: float [B, R, C] with static R <= C; finite values. Rows that must
+      not influence the result (e.g. padded ground truth) should get a
+      constant cost row.
+
+  Returns:
+    int32 [B, R, C]: exactly one 1 per row and at most one per column,
+    minimising the total cost of each batch element.
+
+  Raises:
+    ValueError: on a cost that is not rank 3, has unknown R or C, or R > C.
+  """
+  cost = tf.convert_to_tensor(cost)
+  if cost.shape.rank != 3:
+    raise ValueError(f'hungarian_match: cost must be [B, R, C], got shape '
+                     f'{cost.shape}')
+  num_rows, num_cols = cost.shape[1], cost.shape[2]
+  if num_rows is None or num_cols is None:
+    raise ValueError(f'hungarian_match: R and C must be static, got shape '
+                     f'{cost.shape}')
+  if num_rows > num_cols:
+    raise ValueError(f'hungarian_match: needs R <= C (rows are assigned to '
+                     f'distinct columns), got R={num_rows} > C={num_cols}; '
+                     'pass the transposed cost')
+  cost = tf.cast(cost, tf.float32)
+  batch_size = cost.shape[0] if cost.shape[0] is not None else tf.shape(cost)[0]
+  if num_rows == 0:
+    return tf.zeros_like(cost, dtype=tf.int32)
+  col4row = _solve(cost, batch_size, num_rows, num_cols)
+  return tf.one_hot(col4row, num_cols, dtype=tf.int32)
+
+
+def _solve(cost, batch_size, num_rows, num_cols):
+  """Returns col4row [B, R] int32: the column assigned to each row."""
+  inf = tf.constant(float('inf'), tf.float32)
+
+  def shortest_path(cur_row, searching, u, v, row4col):
+    """Dijkstra from `cur_row` [B] over reduced costs to a free column.
+
+    Batch elements with `searching` False do nothing. Returns (sink [B],
+    min_val [B], shortest [B, C], path [B, C], scanned rows [B, R], scanned
+    columns [B, C]).
+    """
+    def not_done(i, min_val, sink, shortest, path, sr, sc):
+      del i, min_val, shortest, path, sr, sc
+      return tf.reduce_any(sink < 0)
+
+    def step(i, min_val, sink, shortest, path, sr, sc):
+      active = sink < 0
+      active_c = active[:, tf.newaxis]
+      sr = sr | (_one_hot_bool(i, num_rows) & active_c)
+      # Tentative distance to every column through row i.
+      reduced = (min_val[:, tf.newaxis] + tf.gather(cost, i, batch_dims=1)
+                 - tf.gather(u, i, batch_dims=1)[:, tf.newaxis] - v)
+      improve = (~sc) & (reduced < shortest) & active_c
+      shortest = tf.where(improve, reduced, shortest)
+      path = tf.where(improve, i[:, tf.newaxis], path)
+      # Closest unscanned column; among ties a free one ends the search
+      # sooner (this matters for integer costs with many ties).
+      unscanned = tf.where(sc, inf, shortest)
+      lowest = tf.reduce_min(unscanned, axis=-1)
+      is_lowest = (~sc) & (unscanned == lowest[:, tf.newaxis])
+      lowest_free = is_lowest & (row4col < 0)
+      j = tf.where(tf.reduce_any(lowest_free, axis=-1),
+                   _first_true(lowest_free), _first_true(is_lowest))
+      row_of_j = tf.gather(row4col, j, batch_dims=1)
+      min_val = tf.where(active, lowest, min_val)
+      sink = tf.where(active & (row_of_j < 0), j, sink)
+      i = tf.where(active & (row_of_j >= 0), row_of_j, i)
+      sc = sc | (_one_hot_bool(j, num_cols) & active_c)
+      return i, min_val, sink, shortest, path, sr, sc
+
+    init = (
+        cur_row,
+        tf.zeros([batch_size], tf.float32),
+        tf.where(searching, -1, 0),
+        tf.fill([batch_size, num_cols], inf),
+        tf.fill([batch_size, num_cols], -1),
+        tf.zeros([batch_size, num_rows], tf.bool),
+        tf.zeros([batch_size, num_cols], tf.bool),
+    )
+    _, min_val, sink, shortest, path, sr, sc = tf.while_loop(
+        not_done, step, init)
+    return sink, min_val, shortest, path, sr, sc
+
+  def augment(cur_row, searching, sink, path, row4col, col4row):
+    """Flips the alternating path ending at `sink` back to `cur_row`."""
+    def not_done(j, done, row4col, col4row):
+      del j, row4col, col4row
+      return ~tf.reduce_all(done)
+
+    def step(j, done, row4col, col4row):
+      active = ~done
+      i = tf.gather(path, j, batch_dims=1)
+      row4col = tf.where(_one_hot_bool(j, num_cols) & active[:, tf.newaxis],
+                         i[:, tf.newaxis], row4col)
+      previous_col = tf.gather(col4row, i, batch_dims=1)
+      col4row = tf.where(_one_hot_bool(i, num_rows) & active[:, tf.newaxis],
+                         j[:, tf.newaxis], col4row)
+      j = tf.where(active, previous_col, j)
+      done = done | (i == cur_row)
+      return j, done, row4col, col4row
+
+    _, _, row4col, col4row = tf.while_loop(
+        not_done, step, (sink, ~searching, row4col, col4row))
+    return row4col, col4row
+
+  def add_row(u, v, row4col, col4row):
+    """Assigns the first unassigned row of every batch element."""
+    unassigned = col4row < 0
+    searching = tf.reduce_any(unassigned, axis=-1)
+    cur_row = _first_true(unassigned)
+    sink, min_val, shortest, path, sr, sc = shortest_path(
+        cur_row, searching, u, v, row4col)
+    # Dual update keeps cost - u - v >= 0, with equality on the new matching.
+    is_cur = _one_hot_bool(cur_row, num_rows) & searching[:, tf.newaxis]
+    shortest_of_row = tf.gather(shortest, tf.maximum(col4row, 0), batch_dims=1)
+    min_val_c = min_val[:, tf.newaxis]
+    u += tf.where(is_cur, min_val_c,
+                  tf.where(sr, min_val_c - shortest_of_row, 0.0))
+    v -= tf.where(sc, min_val_c - shortest, 0.0)
+    row4col, col4row = augment(cur_row, searching, sink, path, row4col,
+                               col4row)
+    return u, v, row4col, col4row
+
+  u, v, row4col, col4row = _bidding_rounds(cost, batch_size, num_rows,
+                                           num_cols)
+  _, _, _, col4row = tf.while_loop(
+      lambda u, v, row4col, col4row: tf.reduce_any(col4row < 0),
+      add_row, (u, v, row4col, col4row))
+  return col4row
+
+
+def _bidding_rounds(cost, batch_size, num_rows, num_cols,
+                    max_rounds=_MAX_BIDDING_ROUNDS):
+  """Initial duals and partial matching by parallel zero-epsilon bidding.
+
+  Jonker-Volgenant's augmenting row reduction done for all free rows at
+  once (a Jacobi auction round with epsilon 0): every free row i bids for
+  its cheapest column j1 under the current v, offering the gap between its
+  best and second-best reduced value; each column goes to its highest
+  bidder, whose u becomes the second-best value while v_j1 drops by the
+  bid, and the column's previous owner becomes free. Reduced costs stay
+  non-negative and are zero on every assigned pair; v only drops on columns
+  that stay assigned, so free columns keep v = 0 as optimality for R < C
+  requires. Zero-epsilon bidding can cycle, so it stops after a few rounds
+  or when a round frees as many rows as it assigns; the shortest augmenting
+  paths finish the job.
+
+  Returns (u [B, R], v [B, C], row4col [B, C], col4row [B, R]).
+  """
+  inf = tf.constant(float('inf'), tf.float32)
+  u = tf.reduce_min(cost, axis=-1)  # Feasible for every row while v = 0.
+  v = tf.zeros([batch_size, num_cols], tf.float32)
+  row4col = tf.fill([batch_size, num_cols], -1)
+  col4row = tf.fill([batch_size, num_rows], -1)
+  if num_cols < 2:  # No second-best column to bid against.
+    return u, v, row4col, col4row
+
+  row_ids = tf.range(num_rows, dtype=tf.int32)[tf.newaxis]
+
+  def bid(round_index, num_free, u, v, row4col, col4row):
+    del num_free
+    free = col4row < 0
+    reduced = cost - v[:, tf.newaxis, :]
+    best = tf.reduce_min(reduced, axis=-1)
+    is_best = reduced == best[..., tf.newaxis]
+    best_col = _first_true(is_best)
+    is_best &= _one_hot_bool(best_col, num_cols)  # One column per row.
+    second = tf.reduce_min(tf.where(is_best, inf, reduced), axis=-1)
+    offers = tf.where(is_best & free[..., tf.newaxis],
+                      (second - best)[..., tf.newaxis], -1.0)  # [B, R, C]
+    top_offer = tf.reduce_max(offers, axis=1)  # [B, C]
+    has_bid = top_offer >= 0.0
+    winner = _first_true(offers == top_offer[:, tf.newaxis], axis=1)
+    won = free & (tf.gather(tf.where(has_bid, winner, -1), best_col,
+                            batch_dims=1) == row_ids)
+    displaced = (col4row >= 0) & tf.gather(
+        has_bid, tf.maximum(col4row, 0), batch_dims=1)
+    col4row = tf.where(won, best_col, tf.where(displaced, -1, col4row))
+    u = tf.where(won, second, u)
+    v -= tf.where(has_bid, top_offer, 0.0)
+    row4col = tf.where(has_bid, winner, row4col)
+    return (round_index + 1, tf.reduce_sum(tf.cast(free, tf.int32)), u, v,
+            row4col, col4row)
+
+  def keep_bidding(round_index, num_free, u, v, row4col, col4row):
+    del u, v, row4col
+    still_free = tf.reduce_sum(tf.cast(col4row < 0, tf.int32))
+    return ((round_index < max_rounds) & (still_free > 0)
+            & (still_free < num_free))
+
+  _, _, u, v, row4col, col4row = tf.while_loop(
+      keep_bidding, bid,
+      (tf.constant(0), tf.constant(2**30), u, v, row4col, col4row))
+  return u, v, row4col, col4row
