@@ -2,7 +2,10 @@
 
 Resume is `tf.train.CheckpointManager` over {model, optimizer}; the
 optimiser carries the step (`iterations`), its slots and therefore the
-learning-rate schedule position, so a resumed run continues exactly.
+learning-rate schedule position. When the training data has a `seed`
+(deterministic input), the input iterator is checkpointed too (with its
+shuffle buffer; not on TPU), so a resumed run sees the batches the
+uninterrupted run would have seen and continues exactly.
 
 A warm start reads another run's checkpoint (`model_options.
 initial_checkpoint`) variable by variable: the checkpoint's object graph is
@@ -27,8 +30,13 @@ _OBJECT_GRAPH_KEY = '_CHECKPOINTABLE_OBJECT_GRAPH'
 _VALUE_ATTRIBUTE = 'VARIABLE_VALUE'
 
 
-def build_checkpoint(model: tf_keras.Model, optimizer) -> tf.train.Checkpoint:
-  return tf.train.Checkpoint(model=model, optimizer=optimizer)
+def build_checkpoint(model: tf_keras.Model, optimizer,
+                     train_iterator=None) -> tf.train.Checkpoint:
+  """{model, optimizer} and, when given, the position of the input."""
+  if train_iterator is None:
+    return tf.train.Checkpoint(model=model, optimizer=optimizer)
+  return tf.train.Checkpoint(model=model, optimizer=optimizer,
+                             train_iterator=train_iterator)
 
 
 @dataclasses.dataclass

@@ -17,14 +17,19 @@ import tensorflow as tf
 import tf_keras
 
 from cmt import common
+from cmt.evaluation.evaluator import segment_scores_of
 from cmt.protos import config_pb2
 
 METRICS_JSON = 'metrics.json'
+# model_dir/eval/predictions/{panoptic.json, panoptic/*.png}
 PREDICTIONS_FOLDER = 'predictions'
 
-_TO_HOST = (common.PRED_PANOPTIC, common.GT_PANOPTIC, common.GT_CROWD,
-            common.IMAGE, common.IMAGE_SIZE, common.ORIGINAL_IMAGE_SIZE,
-            common.IMAGE_NAME)
+_TO_HOST = (common.GT_PANOPTIC, common.GT_CROWD, common.IMAGE,
+            common.IMAGE_SIZE, common.ORIGINAL_IMAGE_SIZE, common.IMAGE_NAME)
+# Per-slot labels and scores of `post_process` (the detection scores of the
+# mask AP), when the post-processing provides them.
+_SEGMENT_LABELS = getattr(common, 'PRED_SEGMENT_LABELS', None)
+_SEGMENT_SCORES = getattr(common, 'PRED_SEGMENT_SCORES', None)
 
 
 def colorize_panoptic(panoptic: np.ndarray, class_colors: np.ndarray,
@@ -85,7 +90,9 @@ class CMTEvaluator(orbit.StandardEvaluator):
     predictions = self._post_process(outputs, self._evaluator_options,
                                      self._dataset_info)
     host = {key: inputs[key] for key in _TO_HOST if key in inputs}
-    host[common.PRED_PANOPTIC] = predictions[common.PRED_PANOPTIC]
+    for key in (common.PRED_PANOPTIC, _SEGMENT_LABELS, _SEGMENT_SCORES):
+      if key in predictions:
+        host[key] = predictions[key]
     return host
 
   def eval_step(self, iterator):
@@ -102,16 +109,19 @@ class CMTEvaluator(orbit.StandardEvaluator):
   def _add_image(self, image: dict):
     height, width = (int(v) for v in image[common.IMAGE_SIZE])
     crop = lambda array: array[:height, :width]
-    name = image.get(common.IMAGE_NAME, b'')
-    name = name.decode() if isinstance(name, bytes) else str(name)
+    segment_scores = None
+    if _SEGMENT_LABELS in image and _SEGMENT_SCORES in image:
+      segment_scores = segment_scores_of(image[_SEGMENT_LABELS],
+                                         image[_SEGMENT_SCORES])
     gt_crowd = image.get(common.GT_CROWD)
     self._panoptic_evaluator.update(
-        gt_panoptic=crop(image[common.GT_PANOPTIC]),
-        pred_panoptic=crop(image[common.PRED_PANOPTIC]),
-        gt_crowd=None if gt_crowd is None else crop(gt_crowd) > 0,
-        image_name=name,
-        original_size=tuple(int(v) for v in image.get(
-            common.ORIGINAL_IMAGE_SIZE, (height, width))))
+        gt_panoptic=image[common.GT_PANOPTIC],
+        gt_crowd=None if gt_crowd is None else gt_crowd > 0,
+        pred_panoptic=image[common.PRED_PANOPTIC],
+        image_name=image.get(common.IMAGE_NAME, b''),
+        original_size=image.get(common.ORIGINAL_IMAGE_SIZE),
+        segment_scores=segment_scores,
+        image_size=(height, width))
     if len(self._summary_images) < self._evaluator_options.num_summary_images:
       picture = crop(image[common.IMAGE]).astype(np.uint8)
       label_divisor = self._dataset_info.label_divisor
@@ -129,7 +139,7 @@ class CMTEvaluator(orbit.StandardEvaluator):
     self._panoptic_evaluator.write_metrics_json(
         os.path.join(self._eval_dir, METRICS_JSON),
         experiment_name=self._options.experiment_name,
-        config_file=self._config_file, step=step)
+        config_file=self._config_file, step=step, metrics=result)
     for index, picture in enumerate(self._summary_images):
       tf.summary.image(f'predictions/{index}', picture[None], step=step)
     self.last_result = result

@@ -2,10 +2,12 @@
 
 Learning rate (DeepLab2's poly schedule with linear warm-up):
 
-    lr(t) = base * t / T_w                                  for t < T_w
-    lr(t) = (base - end) * (1 - t / T) ^ power + end        otherwise
+    poly(t) = (base - end) * (1 - min(t, T) / T) ^ power + end
+    lr(t)   = poly(T_w) * t / T_w      for t < T_w   (linear warm-up)
+    lr(t)   = poly(t)                  otherwise
 
-with T_w = `warmup_steps` and T = `training_number_of_steps`. Variables in
+(continuous at T_w; `official.modeling`'s LinearWarmup over tf_keras'
+PolynomialDecay) with T_w = `warmup_steps` and T = `training_number_of_steps`. Variables in
 `pretrained_variables(model)` (the ImageNet backbone) learn at
 `backbone_learning_rate_multiplier` x lr(t); everything else at lr(t).
 

@@ -165,7 +165,25 @@ def build_run(mode: str, options: config_pb2.ExperimentOptions,
         solver, builders.pretrained_variables(model),
         jit_compile=jit_compile and not tpu)
     optimizer.build(model.trainable_variables)
-    checkpoint = checkpoints.build_checkpoint(model, optimizer)
+
+  trainer = None
+  train_actions = []
+  train_iterator = None
+  if trains:
+    train_data = strategy.distribute_datasets_from_function(
+        lambda context: builders.build_dataset(
+            options.train_dataset_options, dataset_info, is_training=True,
+            input_context=context))
+    loss_fn = builders.build_loss(options, dataset_info)
+    trainer = trainer_lib.CMTTrainer(options, strategy, model, loss_fn,
+                                     optimizer, train_data, jit_compile)
+    train_actions.append(trainer_lib.ProgressLine(
+        trainer, solver.training_number_of_steps,
+        options.train_dataset_options.batch_size, print_fn))
+    if options.train_dataset_options.seed and not tpu:
+      train_iterator = trainer.make_train_iterator()
+  with strategy.scope():
+    checkpoint = checkpoints.build_checkpoint(model, optimizer, train_iterator)
 
   init_fn = None
   if options.model_options.initial_checkpoint:
@@ -179,20 +197,6 @@ def build_run(mode: str, options: config_pb2.ExperimentOptions,
       checkpoint, work_dir, optimizer.iterations,
       trainer_options.save_checkpoints_steps,
       trainer_options.num_checkpoints_to_keep, init_fn=init_fn)
-
-  trainer = None
-  train_actions = []
-  if trains:
-    train_data = strategy.distribute_datasets_from_function(
-        lambda context: builders.build_dataset(
-            options.train_dataset_options, dataset_info, is_training=True,
-            input_context=context))
-    loss_fn = builders.build_loss(options, dataset_info)
-    trainer = trainer_lib.CMTTrainer(options, strategy, model, loss_fn,
-                                     optimizer, train_data, jit_compile)
-    train_actions.append(trainer_lib.ProgressLine(
-        trainer, solver.training_number_of_steps,
-        options.train_dataset_options.batch_size, print_fn))
 
   evaluator = None
   if evaluates:

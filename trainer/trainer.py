@@ -82,6 +82,12 @@ class CMTTrainer(orbit.StandardTrainer):
     self._loop_start_step = None
     self.last_loop = {}
 
+  def make_train_iterator(self):
+    """Creates the input iterator now (so a checkpoint can track it)."""
+    if self._train_iter is None:
+      self._train_iter = tf.nest.map_structure(iter, self.train_dataset)
+    return self._train_iter
+
   @property
   def model(self):
     return self._model

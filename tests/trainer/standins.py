@@ -7,6 +7,8 @@ loss averaged over the local batch, and a deterministic dataset of fixed
 images split by `input_context`.
 """
 
+import functools
+
 import numpy as np
 import tensorflow as tf
 import tf_keras
@@ -30,14 +32,15 @@ def dataset_info():
 class TinyModel(tf_keras.Model):
   """conv -> SyncBN -> GeLU (backbone) -> 1x1 conv head (class logits)."""
 
-  def __init__(self, sync_batchnorm=True, name='tiny_model'):
+  def __init__(self, sync_batchnorm=True, num_classes=NUM_CLASSES,
+               name='tiny_model'):
     super().__init__(name=name)
     norm = (tf_keras.layers.experimental.SyncBatchNormalization
             if sync_batchnorm else tf_keras.layers.BatchNormalization)
     self.backbone_conv = tf_keras.layers.Conv2D(4, 3, padding='same',
                                                 name='backbone_conv')
     self.backbone_norm = norm(momentum=0.9, name='backbone_norm')
-    self.head = tf_keras.layers.Conv2D(NUM_CLASSES + 1, 1, name='head')
+    self.head = tf_keras.layers.Conv2D(num_classes + 1, 1, name='head')
 
   def call(self, images, training=False):
     x = self.backbone_conv(images / 127.5 - 1.0)
@@ -75,10 +78,15 @@ def _examples():
           common.IMAGE_SIZE: np.full((NUM_IMAGES, 2), CROP, np.int32)}
 
 
-def build_dataset(dataset_options, info, is_training, input_context=None):
+def build_dataset(dataset_options, info, is_training, input_context=None,
+                  nan_batch=None):
+  """Fixed examples, in order; `nan_batch`: that batch's images are NaN."""
   del info
   batch = dataset_options.batch_size
-  data = tf.data.Dataset.from_tensor_slices(_examples())
+  examples = _examples()
+  if nan_batch is not None:
+    examples[common.IMAGE][nan_batch * batch:(nan_batch + 1) * batch] = np.nan
+  data = tf.data.Dataset.from_tensor_slices(examples)
   if input_context is not None:
     batch = input_context.get_per_replica_batch_size(batch)
     data = data.shard(input_context.num_input_pipelines,
@@ -88,23 +96,23 @@ def build_dataset(dataset_options, info, is_training, input_context=None):
   return data.batch(batch, drop_remainder=is_training)
 
 
-def builders(sync_batchnorm=True):
+def builders(sync_batchnorm=True, num_classes=NUM_CLASSES, nan_batch=None):
   return train_lib.Builders(
       get_dataset_info=lambda unused_options: dataset_info(),
-      build_model=lambda options, info: TinyModel(sync_batchnorm),
+      build_model=lambda options, info: TinyModel(sync_batchnorm, num_classes),
       pretrained_variables=pretrained_variables,
       build_loss=build_loss,
-      build_dataset=build_dataset)
+      build_dataset=functools.partial(build_dataset, nan_batch=nan_batch))
 
 
 def options_text(steps=4, batch=8, optimizer='SGD', extra_solver='',
-                 extra_trainer=''):
+                 extra_trainer='', steps_per_loop=2, seed=0):
   return f'''
 experiment_name: "standin"
 trainer_options {{
-  save_checkpoints_steps: 2
-  save_summaries_steps: 2
-  steps_per_loop: 2
+  save_checkpoints_steps: {steps_per_loop}
+  save_summaries_steps: {steps_per_loop}
+  steps_per_loop: {steps_per_loop}
   {extra_trainer}
   solver_options {{
     optimizer: {optimizer}
@@ -117,6 +125,7 @@ trainer_options {{
 train_dataset_options {{
   dataset: "standin"
   batch_size: {batch}
+  seed: {seed}
   crop_size: {CROP}
   crop_size: {CROP}
 }}
