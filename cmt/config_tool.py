@@ -14,6 +14,11 @@ from cmt import config
 # Subcommands added by other modules: name -> (help, add_arguments, run).
 SUBCOMMANDS = {}
 
+# `params` (cmt.model.params_command): TensorFlow is imported only when it runs.
+from cmt.model import params_command  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+params_command.register(SUBCOMMANDS)
+
 
 def _validate(args) -> int:
   failed = 0

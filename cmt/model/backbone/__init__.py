@@ -1,0 +1,1 @@
+"""Axial-ResNet backbones (Axial-DeepLab / MaX-DeepLab)."""

@@ -1,0 +1,132 @@
+"""Axial-ResNet (Axial-DeepLab): ResNet-beta with axial-attention blocks.
+
+Stem: three 3x3 convolutions (stride 2). Stages 2-5 hold bottleneck blocks
+of width 64, 128, 256, 512 (x `width_multiplier`; outputs 4x that), each
+starting with stride 2. Blocks whose stride reaches `use_axial_beyond_stride`
+(16) replace the 3x3 convolution by height/width axial attention. With
+output stride 16, stage 5 keeps stride 16 (its convolutions, if any, are
+dilated). Axial-ResNet-50 has [3, 4, 6, 3] blocks, Axial-ResNet-104
+[3, 4, 24, 3].
+
+Endpoints (pre-activation outputs) 'stage1' .. 'stage5' at strides 2, 4, 8,
+16 and 16 or 32. A block hook lets the meta-architecture insert dual-path
+transformer layers after blocks (MaX-DeepLab-S puts one after every stage-5
+block); those layers are not part of the backbone and not pretrained.
+"""
+
+import math
+from typing import Callable, Dict, Optional, Sequence
+
+import tensorflow as tf
+import tf_keras
+
+from cmt.model.layers import blocks
+from cmt.model.layers import norm_act
+from cmt.protos import model_pb2
+
+BLOCKS_PER_STAGE = {
+    model_pb2.BackboneOptions.AXIAL_RESNET_50: (3, 4, 6, 3),
+    model_pb2.BackboneOptions.AXIAL_RESNET_104: (3, 4, 24, 3),
+}
+BASE_FILTERS = (64, 128, 256, 512)
+# Stochastic depth is applied to blocks at stride >= 16 only (MaX-DeepLab).
+DROP_PATH_BEYOND_STRIDE = 16
+
+# hook(stage, block_index, features, training) -> features
+BlockHook = Callable[[int, int, tf.Tensor, bool], tf.Tensor]
+
+
+def scaled(channels: int, width_multiplier: float) -> int:
+  return max(1, int(round(channels * width_multiplier)))
+
+
+def num_blocks_from_options(backbone_options) -> Sequence[int]:
+  """Blocks of stages 2-5 from `backbone.name` or the `num_blocks` override."""
+  if backbone_options.num_blocks:
+    counts = tuple(backbone_options.num_blocks)
+    if len(counts) != 4 or min(counts) < 1:
+      raise ValueError('model_options.backbone.num_blocks must list 4 '
+                       f'positive counts (stages 2-5); got {list(counts)}')
+    return counts
+  if backbone_options.name not in BLOCKS_PER_STAGE:
+    raise ValueError('model_options.backbone.name: unsupported value '
+                     f'{backbone_options.name} (use AXIAL_RESNET_50 or '
+                     'AXIAL_RESNET_104)')
+  return BLOCKS_PER_STAGE[backbone_options.name]
+
+
+class AxialResNet(tf_keras.layers.Layer):
+  """The backbone; `call` returns the endpoints dict."""
+
+  def __init__(self, backbone_options, norm: norm_act.NormConfig,
+               name: str = 'backbone'):
+    super().__init__(name=name)
+    options = backbone_options
+    if options.output_stride not in (16, 32):
+      raise ValueError('model_options.backbone.output_stride must be 16 or '
+                       f'32; got {options.output_stride}')
+    if options.width_multiplier <= 0:
+      raise ValueError('model_options.backbone.width_multiplier must be > 0; '
+                       f'got {options.width_multiplier}')
+    axial_stride = options.use_axial_beyond_stride
+    if axial_stride < 0 or (axial_stride & (axial_stride - 1)):
+      raise ValueError('model_options.backbone.use_axial_beyond_stride must be '
+                       f'0 (off) or a power of 2; got {axial_stride}')
+    self.output_stride = options.output_stride
+    self.width_multiplier = options.width_multiplier
+    activation = options.activation
+    self._activation = norm_act.get_activation(activation)
+    self.stem = blocks.InceptionStem(norm, activation, options.width_multiplier)
+    self.stages = []
+    self.stage_channels = [scaled(128, options.width_multiplier)]
+    input_stride = 2  # Stride of the stem output.
+    for stage_index, (filters, count) in enumerate(
+        zip(BASE_FILTERS, num_blocks_from_options(options))):
+      stage = stage_index + 2
+      filters = scaled(filters, options.width_multiplier)
+      stage_blocks = []
+      current = input_stride  # The stride a plain ResNet would have.
+      for index in range(count):
+        if index == 0:
+          strides = 2 if current < options.output_stride else 1
+        else:
+          strides = 1
+        dilation = max(1, current // options.output_stride)
+        if current >= DROP_PATH_BEYOND_STRIDE:
+          drop = norm_act.drop_path_rate(
+              options.drop_path_rate, options.drop_path_schedule,
+              stage=int(round(math.log2(current))) - 1)
+        else:
+          drop = 0.0
+        stage_blocks.append(blocks.ResidualBlock(
+            filters, f'stage{stage}_block{index + 1}', norm, activation,
+            axial=0 < axial_stride <= current, strides=strides,
+            dilation=dilation, drop_rate=drop,
+            query_region=options.axial_query_region))
+        if index == 0:
+          current *= 2
+      self.stages.append(stage_blocks)
+      self.stage_channels.append(4 * filters)
+      input_stride *= 2
+
+  def call(self, images, training=False,
+           block_hook: Optional[BlockHook] = None,
+           stage2_addend: Optional[tf.Tensor] = None) -> Dict[str, tf.Tensor]:
+    """Args:
+      images: [B, H, W, 3] already normalised.
+      block_hook: called after every block (transformer insertion).
+      stage2_addend: added to the stage-2 output (the stride-4 connection of
+        the Recursive Feature Network).
+    """
+    x = self.stem(images, training=training)
+    endpoints = {'stage1': x}
+    for stage_index, stage_blocks in enumerate(self.stages):
+      stage = stage_index + 2
+      for index, block in enumerate(stage_blocks):
+        x = block(x, training=training)
+        if block_hook is not None:
+          x = block_hook(stage, index, x, training)
+      if stage == 2 and stage2_addend is not None:
+        x = x + stage2_addend
+      endpoints[f'stage{stage}'] = x
+    return endpoints

@@ -1,0 +1,62 @@
+"""Builds the model an `ExperimentOptions` describes.
+
+  build_model(options, dataset_info) -> tf_keras.Model
+  pretrained_variables(model) -> the variables an ImageNet backbone checkpoint
+      provides (backbone only: no cluster centers, transformer layers,
+      decoder or heads)
+  count_inference_params(options, dataset_info) -> int, trainable parameters
+      used at inference (the training-only auxiliary semantic head excluded,
+      as DeepLab2 counts MaX-DeepLab-S at 61.9M)
+"""
+
+from typing import List
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+from cmt.model import cmt_deeplab
+from cmt.model import heads
+from cmt.model.layers import norm_act
+
+# Smallest crop every model variant accepts (4k + 1, stride 32 -> 3 x 3).
+_COUNT_CROP = 65
+
+
+def build_model(options, dataset_info) -> tf_keras.Model:
+  """An unbuilt `CMTDeepLab`; variables are created on the first call."""
+  norm = norm_act.norm_config_from_solver(
+      options.trainer_options.solver_options)
+  return cmt_deeplab.CMTDeepLab(options.model_options,
+                                dataset_info.num_classes, norm)
+
+
+def build_and_initialise(options, dataset_info, crop_size: int = _COUNT_CROP,
+                         batch_size: int = 1) -> tf_keras.Model:
+  """`build_model` followed by one inference call on zeros of the crop, so
+  that every variable exists."""
+  model = build_model(options, dataset_info)
+  model(tf.zeros([batch_size, crop_size, crop_size, 3]), training=False)
+  return model
+
+
+def pretrained_variables(model: cmt_deeplab.CMTDeepLab) -> List[tf.Variable]:
+  """Backbone variables (all stacks): what `restore_scope: BACKBONE` restores
+  and what gets `backbone_learning_rate_multiplier`."""
+  variables = []
+  for encoder in model.encoders:
+    variables.extend(encoder.backbone.variables)
+  return variables
+
+
+def inference_trainable_variables(model) -> List[tf.Variable]:
+  return [v for v in model.trainable_variables
+          if heads.AUXILIARY_SEMANTIC not in v.name]
+
+
+def count_inference_params(options, dataset_info) -> int:
+  """Trainable parameters used at inference, from a model built at a small
+  crop (the count does not depend on the crop size)."""
+  model = build_and_initialise(options, dataset_info)
+  return int(sum(np.prod(v.shape) for v in
+                 inference_trainable_variables(model)))

@@ -1,0 +1,138 @@
+"""The CMT-DeepLab / MaX-DeepLab meta-architecture.
+
+images [B, H, W, 3] in [0, 255] -> x / 127.5 - 1 -> encoder (one, or two
+for the Recursive Feature Network) -> heads -> dict keyed by `cmt.common`.
+
+Recursive Feature Network (Sec. 3.4): the whole encoder (backbone +
+transformer layers + decoder) is stacked twice; the first stack's stride-4
+features are added to the second stack's stride-4 backbone features (its
+stage-2 output), and the two stacks' stride-4 features and cluster centers
+are averaged before the (shared) heads.
+
+With the clustering update, the assignment logits of the last transformer
+layer join the final mask logits through the residual path of Eq. 6
+(upsampled bilinearly to stride 4), since "the clustering results have the
+same format as the segmentation output".
+"""
+
+from typing import Dict
+
+import tensorflow as tf
+import tf_keras
+
+from cmt import common
+from cmt.model import encoder as encoder_lib
+from cmt.model import heads
+from cmt.model.layers import dual_path_transformer
+from cmt.model.layers import norm_act
+
+
+class CMTDeepLab(tf_keras.Model):
+  """The panoptic model; `call(images, training)` returns the output dict."""
+
+  def __init__(self, model_options, num_classes: int,
+               norm: norm_act.NormConfig, name: str = 'cmt_deeplab'):
+    super().__init__(name=name)
+    self._options = model_options
+    stacks = 2 if model_options.recursive_feature_network else 1
+    self.encoders = [encoder_lib.Encoder(model_options, norm,
+                                         name=f'encoder{i + 1}')
+                     for i in range(stacks)]
+    head_options = model_options.heads
+    activation = model_options.backbone.activation
+    if head_options.pixel_space_head_channels < 1 or (
+        head_options.pixel_space_output_channels < 1):
+      raise ValueError('model_options.heads: pixel_space_head_channels and '
+                       'pixel_space_output_channels must be positive')
+    self.pixel_space_head = heads.PixelSpaceHead(
+        head_options.pixel_space_head_channels,
+        head_options.pixel_space_output_channels, norm, activation)
+    self.center_heads = heads.CenterHeads(
+        model_options.transformer.memory_channels,
+        head_options.pixel_space_output_channels, num_classes,
+        head_options.class_void_prior, norm, activation)
+    self.mask_logits = heads.MaskLogits(norm, head_options.mask_logits_bn_gamma)
+    self.semantic_head = None
+    if head_options.auxiliary_semantic_head:
+      self.semantic_head = heads.AuxiliarySemanticHead(
+          head_options.semantic_head_channels,
+          head_options.res3_projection_channels,
+          head_options.res2_projection_channels, num_classes, norm, activation)
+    self._activation = norm_act.get_activation(activation)
+
+  def call(self, images, training=False) -> Dict[str, tf.Tensor]:
+    if images.shape.rank != 4 or images.shape[-1] != 3 or None in (
+        images.shape[1:3]):
+      raise ValueError('CMTDeepLab expects images [B, H, W, 3] with a static '
+                       f'height and width; got {images.shape}')
+    x = tf.cast(images, self.compute_dtype) / 127.5 - 1.0
+    results = []
+    feedback = None
+    for encoder in self.encoders:
+      result = encoder(x, training=training, stride4_feedback=feedback)
+      feedback = result.high_resolution
+      results.append(result)
+    high_resolution = tf.add_n([r.high_resolution for r in results]) / len(
+        results)
+    centers = tf.add_n([r.centers for r in results]) / len(results)
+
+    pixel_features = self.pixel_space_head(self._activation(high_resolution),
+                                           training=training)
+    class_logits, mask_embedding = self.center_heads(centers,
+                                                     training=training)
+    mask_logits = self.mask_logits(pixel_features, mask_embedding,
+                                   training=training)
+    layers = [layer for r in results for layer in r.layers]
+    last_logits = [r.layers[-1].assignment_logits for r in results]
+    if last_logits[0] is not None:
+      # Residual path between the clustering results and the final output.
+      mask_logits += norm_act.resize_align_corners(
+          self._to_map(tf.add_n(last_logits) / len(last_logits),
+                       results[-1].endpoints['stage5']),
+          mask_logits.shape[1:3])
+
+    stride16 = results[-1].endpoints['stage5']
+    outputs = {
+        common.MASK_LOGITS: mask_logits,
+        common.CLASS_LOGITS: class_logits,
+        common.PIXEL_FEATURES: pixel_features,
+        common.CROSS_ATTENTION: self._to_map(
+            layers[-1].cross_attention, stride16, transpose=True),
+    }
+    if self.semantic_head is not None:
+      endpoints = results[-1].endpoints
+      outputs[common.SEMANTIC_LOGITS] = self.semantic_head(
+          endpoints['stage5'], endpoints['stage3'], endpoints['stage2'],
+          training=training)
+    if self._options.clustering.reference_mask:
+      embedding = tf.add_n([r.layers[-1].reference_embedding
+                            for r in results]) / len(results)
+      outputs[common.REFERENCE_POINTS] = (
+          dual_path_transformer.reference_points(embedding))
+    aux = []
+    if self._options.clustering.clustering_update:
+      # Every layer but the last, whose assignment feeds the final output.
+      for layer in layers[:-1]:
+        entry = {
+            common.MASK_LOGITS: self._to_map(layer.assignment_logits,
+                                             stride16),
+            common.CLASS_LOGITS: self.center_heads.class_logits(
+                layer.centers, training=training),
+        }
+        if layer.reference_embedding is not None:
+          entry[common.REFERENCE_POINTS] = (
+              dual_path_transformer.reference_points(
+                  layer.reference_embedding))
+        aux.append({k: tf.cast(v, tf.float32) for k, v in entry.items()})
+    outputs = {k: tf.cast(v, tf.float32) for k, v in outputs.items()}
+    outputs[common.AUX_OUTPUTS] = tuple(aux)
+    return outputs
+
+  @staticmethod
+  def _to_map(values, reference, transpose=False):
+    """[B, HW, N] (or [B, N, HW] with transpose) -> [B, H, W, N] ([B, N, H, W])
+    at the resolution of `reference`."""
+    height, width = reference.shape[1:3]
+    if transpose:
+      return tf.reshape(values, [-1, values.shape[1], height, width])
+    return tf.reshape(values, [-1, height, width, values.shape[-1]])

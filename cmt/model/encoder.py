@@ -1,0 +1,173 @@
+"""One MaX-DeepLab / CMT-DeepLab encoder: backbone, dual-path transformer
+layers with the cluster centers, and the decoder to stride 4.
+
+The Recursive Feature Network stacks two of these (`cmt.model.cmt_deeplab`).
+"""
+
+from typing import Dict, List, NamedTuple, Optional
+
+import tensorflow as tf
+import tf_keras
+
+from cmt.model import decoder
+from cmt.model.backbone import axial_resnet
+from cmt.model.layers import blocks
+from cmt.model.layers import dual_path_transformer
+from cmt.model.layers import norm_act
+
+# ResNet stage -> stage index of the linear drop-path schedule (stem = 0).
+_STAGE_DEPTH = {4: 3, 5: 4}
+
+
+class EncoderOutput(NamedTuple):
+  high_resolution: tf.Tensor  # [B, h, w, C] pre-activation, stride 4.
+  centers: tf.Tensor  # [B, N, Cm] cluster centers after the last layer.
+  endpoints: Dict[str, tf.Tensor]  # Backbone endpoints 'stage1'..'stage5'.
+  layers: List[dual_path_transformer.DualPathOutput]  # In order.
+
+
+def transformer_filters(model_options) -> int:
+  """Base width of a dual-path layer: memory_channels / 2 (MaX: 128), so its
+  bottleneck equals the memory width."""
+  channels = model_options.transformer.memory_channels
+  heads = model_options.transformer.num_heads
+  if channels < 2 or heads < 1 or channels % 2 or (channels // 2) % heads:
+    raise ValueError(
+        f'model_options.transformer.memory_channels={channels} must be even '
+        f'and memory_channels / 2 divisible by num_heads={heads}')
+  return channels // 2
+
+
+class Encoder(tf_keras.layers.Layer):
+  """Backbone + transformer stages + stride-4 decoder of one stack."""
+
+  def __init__(self, model_options, norm: norm_act.NormConfig,
+               name: str = 'encoder'):
+    super().__init__(name=name)
+    backbone_options = model_options.backbone
+    transformer = model_options.transformer
+    clustering = model_options.clustering
+    self._clustering = clustering
+    if transformer.num_cluster_centers < 1:
+      raise ValueError('model_options.transformer.num_cluster_centers must be '
+                       f'>= 1; got {transformer.num_cluster_centers}')
+    if transformer.feed_forward_channels < 1:
+      raise ValueError('model_options.transformer.feed_forward_channels must '
+                       f'be >= 1; got {transformer.feed_forward_channels}')
+    if clustering.reference_mask and clustering.num_reference_points < 1:
+      raise ValueError('model_options.clustering.num_reference_points must be '
+                       f'>= 1; got {clustering.num_reference_points}')
+    activation = backbone_options.activation
+    self._activation = norm_act.get_activation(activation)
+    self.backbone = axial_resnet.AxialResNet(backbone_options, norm)
+    self._num_centers = transformer.num_cluster_centers
+    self._memory_channels = transformer.memory_channels
+    width = backbone_options.width_multiplier
+    rate = backbone_options.drop_path_rate
+    schedule = backbone_options.drop_path_schedule
+    filters = transformer_filters(model_options)
+
+    def make_layer(name, stage):
+      return dual_path_transformer.ClusteringMaskTransformerLayer(
+          name, norm, activation, filters=filters,
+          num_heads=transformer.num_heads,
+          feed_forward_channels=transformer.feed_forward_channels,
+          clustering_update=clustering.clustering_update,
+          reference_mask=clustering.reference_mask,
+          coord_conv=clustering.coord_conv,
+          num_reference_points=clustering.num_reference_points,
+          drop_rate=norm_act.drop_path_rate(rate, schedule,
+                                            _STAGE_DEPTH[stage]))
+
+    # MaX-DeepLab-S: a transformer layer after every stage-5 block.
+    self._backbone_layers = []
+    if backbone_options.dual_path_in_backbone:
+      for index in range(len(self.backbone.stages[-1])):
+        self._backbone_layers.append(
+            make_layer(f'stage5_block{index + 1}_transformer', 5))
+
+    stages = [(s.backbone_stage, s.num_blocks)
+              for s in model_options.decoder.transformer_stages]
+    if not stages:
+      # MaX-DeepLab-S: one extra stage-5 axial block with a transformer.
+      stages = [(5, 1)]
+    self._decoder_stages = []
+    for stage_index, (stage, count) in enumerate(stages):
+      if stage not in _STAGE_DEPTH:
+        raise ValueError('model_options.decoder.transformer_stages'
+                         f'[{stage_index}].backbone_stage must be 4 or 5; got '
+                         f'{stage}')
+      if count < 1:
+        raise ValueError('model_options.decoder.transformer_stages'
+                         f'[{stage_index}].num_blocks must be >= 1; got '
+                         f'{count}')
+      block_filters = axial_resnet.scaled(axial_resnet.BASE_FILTERS[stage - 2],
+                                          width)
+      prefix = f'transformer_stage{stage_index + 1}'
+      fuse = decoder.ResizedFuse(4 * block_filters, f'{prefix}_fuse', norm,
+                                 activation)
+      pairs = []
+      for index in range(count):
+        pairs.append((
+            blocks.ResidualBlock(
+                block_filters, f'{prefix}_block{index + 1}', norm, activation,
+                axial=True,
+                drop_rate=norm_act.drop_path_rate(rate, schedule,
+                                                  _STAGE_DEPTH[stage]),
+                query_region=backbone_options.axial_query_region),
+            make_layer(f'{prefix}_block{index + 1}_transformer', stage)))
+      self._decoder_stages.append((stage, fuse, pairs))
+    self.decoder = decoder.StrideFourDecoder(
+        backbone_options.output_stride,
+        model_options.decoder.high_resolution_output_stride, width, norm,
+        activation)
+    if clustering.reference_mask:
+      # e of Eq. 9 before the first layer: projected from the initial centers.
+      self._initial_embedding = tf_keras.layers.Dense(
+          2 * clustering.num_reference_points,
+          kernel_initializer=tf_keras.initializers.TruncatedNormal(
+              stddev=0.01), name='reference_embedding')
+
+  @property
+  def transformer_layers(self):
+    return self._backbone_layers + [
+        layer for _, _, pairs in self._decoder_stages for _, layer in pairs]
+
+  def build(self, input_shape):
+    self.cluster_centers = self.add_weight(
+        name='memory_feature',
+        shape=(self._num_centers, self._memory_channels),
+        initializer=tf_keras.initializers.TruncatedNormal(stddev=1.0))
+
+  def call(self, images, training=False,
+           stride4_feedback: Optional[tf.Tensor] = None) -> EncoderOutput:
+    centers = tf.tile(tf.cast(self.cluster_centers, images.dtype)[None],
+                      [tf.shape(images)[0], 1, 1])
+    state = {'centers': centers, 'logits': None, 'embedding': None}
+    if self._clustering.reference_mask:
+      state['embedding'] = self._initial_embedding(centers)
+    outputs = []
+
+    def run_layer(layer, pixels):
+      result = layer((pixels, state['centers'], state['logits'],
+                      state['embedding']), training=training)
+      state.update(centers=result.centers, logits=result.assignment_logits,
+                   embedding=result.reference_embedding)
+      outputs.append(result)
+      return result.pixels
+
+    def hook(stage, index, x, unused_training):
+      if stage == 5 and self._backbone_layers:
+        return run_layer(self._backbone_layers[index], x)
+      return x
+
+    endpoints = self.backbone(images, training=training, block_hook=hook,
+                              stage2_addend=stride4_feedback)
+    x = endpoints['stage5']
+    for stage, fuse, pairs in self._decoder_stages:
+      if x.shape[-1] != fuse.channels:
+        x = fuse([x, endpoints[f'stage{stage}']], training=training)
+      for block, layer in pairs:
+        x = run_layer(layer, block(x, training=training))
+    x = self.decoder(x, endpoints, training=training)
+    return EncoderOutput(x, state['centers'], endpoints, outputs)

@@ -1,0 +1,159 @@
+"""Normalisation, activation and convolution building blocks.
+
+Every convolution in MaX-DeepLab / CMT-DeepLab is bias-free and followed by a
+BatchNorm (optionally synchronised across replicas) and optionally an
+activation; `NormConfig` carries the BatchNorm settings of
+`trainer_options.solver_options` to every layer.
+"""
+
+import dataclasses
+from typing import Callable, Optional, Sequence, Union
+
+import tensorflow as tf
+import tf_keras
+
+from cmt.protos import model_pb2
+
+Axis = Union[int, Sequence[int]]
+
+
+def get_activation(activation) -> Callable[[tf.Tensor], tf.Tensor]:
+  """`model_pb2.Activation` (or 'relu' / 'gelu' / 'none') -> function."""
+  if activation in (model_pb2.RELU, 'relu'):
+    return tf.nn.relu
+  if activation in (model_pb2.GELU, 'gelu'):
+    return lambda x: tf.nn.gelu(x, approximate=False)
+  if activation in (None, 'none'):
+    return tf.identity
+  raise ValueError(
+      f'model_options.backbone.activation: unsupported value {activation!r} '
+      '(use RELU or GELU)')
+
+
+@dataclasses.dataclass(frozen=True)
+class NormConfig:
+  """BatchNorm settings shared by the whole model.
+
+  Attributes:
+    synchronized: SyncBatchNorm (statistics over all replicas).
+    momentum: moving-average momentum.
+    epsilon: variance epsilon.
+  """
+  synchronized: bool = False
+  momentum: float = 0.99
+  epsilon: float = 1e-3
+
+  def __call__(self, name: str, axis: Axis = -1,
+               gamma_initializer='ones') -> tf_keras.layers.Layer:
+    return tf_keras.layers.BatchNormalization(
+        axis=axis, momentum=self.momentum, epsilon=self.epsilon,
+        gamma_initializer=gamma_initializer, synchronized=self.synchronized,
+        name=name)
+
+
+def norm_config_from_solver(solver_options) -> NormConfig:
+  """Reads `use_sync_batchnorm`, `batchnorm_momentum`, `batchnorm_epsilon`."""
+  momentum = solver_options.batchnorm_momentum
+  epsilon = solver_options.batchnorm_epsilon
+  if not 0.0 <= momentum < 1.0:
+    raise ValueError('trainer_options.solver_options.batchnorm_momentum must '
+                     f'be in [0, 1); got {momentum}')
+  if epsilon <= 0.0:
+    raise ValueError('trainer_options.solver_options.batchnorm_epsilon must be '
+                     f'> 0; got {epsilon}')
+  return NormConfig(synchronized=solver_options.use_sync_batchnorm,
+                    momentum=momentum, epsilon=epsilon)
+
+
+class ConvNormAct(tf_keras.layers.Layer):
+  """2D convolution (no bias, 'same' padding, optional stride / dilation or
+  depthwise) -> BatchNorm -> activation.
+
+  Padding is explicit and symmetric so that a crop of 4k + 1 maps to
+  2k + 1 under stride 2 (the 'same' arithmetic of DeepLab).
+  """
+
+  def __init__(self, filters: int, kernel_size: int, name: str,
+               norm: NormConfig, activation=None, strides: int = 1,
+               dilation: int = 1, depthwise: bool = False,
+               gamma_initializer='ones', kernel_initializer='he_normal'):
+    super().__init__(name=name)
+    self._pad = (kernel_size - 1) * dilation // 2
+    self._kernel_size = kernel_size
+    if depthwise:
+      self._conv = tf_keras.layers.DepthwiseConv2D(
+          kernel_size, strides=strides, dilation_rate=dilation,
+          padding='valid', use_bias=False,
+          depthwise_initializer=kernel_initializer, name='depthwise')
+    else:
+      self._conv = tf_keras.layers.Conv2D(
+          filters, kernel_size, strides=strides, dilation_rate=dilation,
+          padding='valid', use_bias=False,
+          kernel_initializer=kernel_initializer, name='conv')
+    self._norm = norm('batch_norm', gamma_initializer=gamma_initializer)
+    self._activation = get_activation(activation)
+
+  def call(self, x, training=False):
+    if self._pad:
+      p = self._pad
+      x = tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]])
+    x = self._conv(x)
+    return self._activation(self._norm(x, training=training))
+
+
+class Dense1DNormAct(tf_keras.layers.Layer):
+  """A 1x1 convolution on [B, L, C] sequences (no bias) -> BatchNorm ->
+  activation; the projections of the memory (cluster-center) path.
+
+  `gamma_initializer='zeros'` makes a residual branch start as identity.
+  """
+
+  def __init__(self, filters: int, name: str, norm: NormConfig,
+               activation=None, gamma_initializer='ones',
+               kernel_initializer='he_normal'):
+    super().__init__(name=name)
+    self._dense = tf_keras.layers.Dense(
+        filters, use_bias=False, kernel_initializer=kernel_initializer,
+        name='kernel')
+    self._norm = norm('batch_norm', gamma_initializer=gamma_initializer)
+    self._activation = get_activation(activation)
+
+  def call(self, x, training=False):
+    return self._activation(self._norm(self._dense(x), training=training))
+
+
+def resize_align_corners(x: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
+  """Bilinear resize with aligned corners: a 4k+1 grid maps exactly onto the
+  (2k+1) grid of the next stride, as DeepLab's decoders assume."""
+  if tuple(x.shape[1:3]) == tuple(size):
+    return x
+  return tf.compat.v1.image.resize_bilinear(x, size, align_corners=True)
+
+
+def maybe_drop_path(x: tf.Tensor, drop_rate: float, training) -> tf.Tensor:
+  """Stochastic depth: zeroes a residual branch per example with probability
+  `drop_rate` and rescales the survivors by 1 / (1 - drop_rate)."""
+  if not training or drop_rate <= 0.0:
+    return x
+  keep = 1.0 - drop_rate
+  shape = [tf.shape(x)[0]] + [1] * (x.shape.rank - 1)
+  mask = tf.floor(keep + tf.random.uniform(shape, dtype=x.dtype))
+  return x * mask / keep
+
+
+def drop_path_rate(rate: float, schedule, stage: int,
+                   num_stages: int = 4) -> float:
+  """Drop rate of a block in ResNet stage `stage` (stem = 0, stage 5 = 4).
+
+  CONSTANT: `rate` everywhere; LINEAR: grows linearly from 0 at the stem to
+  `rate` at the last stage (DeepLab2's schedule for MaX-DeepLab).
+  """
+  if not 0.0 <= rate < 1.0:
+    raise ValueError('model_options.backbone.drop_path_rate must be in [0, 1); '
+                     f'got {rate}')
+  if schedule == model_pb2.BackboneOptions.CONSTANT:
+    return rate
+  if schedule == model_pb2.BackboneOptions.LINEAR:
+    return rate * stage / num_stages
+  raise ValueError('model_options.backbone.drop_path_schedule: unsupported '
+                   f'value {schedule!r} (use CONSTANT or LINEAR)')
