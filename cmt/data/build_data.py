@@ -21,6 +21,7 @@ import argparse
 import collections
 import contextlib
 import dataclasses
+import glob
 import json
 import multiprocessing
 import os
@@ -218,12 +219,13 @@ def build(image_dir: str, panoptic_json: str, panoptic_dir: str,
   holds images [i n / K, (i + 1) n / K)). Raises DataError naming the file
   at fault; then no shard of this run exists.
   """
-  from cmt.data import tfrecord_format  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
   if num_shards < 1:
     raise ValueError(f'--num_shards must be >= 1, got {num_shards}')
   tasks = read_tasks(image_dir, panoptic_json, panoptic_dir)
+  # TensorFlow only now: missing files are reported without its start-up
+  # time, and worker processes never import it.
+  from cmt.data import tfrecord_format  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   num_shards = min(num_shards, len(tasks))
   os.makedirs(output_dir, exist_ok=True)
   summary = Summary()
@@ -249,6 +251,13 @@ def build(image_dir: str, panoptic_json: str, panoptic_dir: str,
   summary.shards = tuple(
       os.path.join(output_dir, shard_name(split_name, i, num_shards))
       for i in range(num_shards))
+  stale = sorted(set(glob.glob(os.path.join(
+      glob.escape(output_dir), f'{glob.escape(split_name)}-*-of-*.tfrecord')))
+                 - set(summary.shards))
+  if stale:  # from an earlier run with another shard count; not ours to delete
+    print(f'cmt-build-data: warning: {len(stale)} older {split_name} shards '
+          f'in {output_dir} (e.g. {os.path.basename(stale[0])}) would mix '
+          'with these in a glob; remove them', file=sys.stderr)
   return summary
 
 
