@@ -1,0 +1,34 @@
+"""Subprocess body of the multi-worker test: one worker of a TF_CONFIG
+cluster trains the stand-in model with MultiWorkerMirroredStrategy and
+prints the sum of its final weights (equal on every worker when in sync).
+
+    TF_CONFIG=... python -m tests.trainer.multi_worker_check MODEL_DIR STEPS
+"""
+
+import sys
+
+import numpy as np
+
+
+def main(model_dir: str, steps: int):
+  # pylint: disable=g-import-not-at-top
+  from cmt.trainer import strategy as strategy_lib
+  from cmt.trainer import train_lib
+  from tests.trainer import standins
+  strategy = strategy_lib.create_strategy()
+  options = standins.options(steps=steps, batch=8, optimizer='ADAM')
+  run = train_lib.run_experiment('train', options, model_dir, strategy,
+                                 standins.builders())
+  checksum = sum(float(np.sum(w, dtype=np.float64))
+                 for w in run.model.get_weights())
+  import tensorflow as tf
+  kind = ('MultiWorkerMirroredStrategy' if isinstance(
+      strategy, tf.distribute.MultiWorkerMirroredStrategy)
+          else type(strategy).__name__)
+  print(f'RESULT {kind} '
+        f'{strategy.num_replicas_in_sync} '
+        f'{int(run.optimizer.iterations.numpy())} {checksum!r}', flush=True)
+
+
+if __name__ == '__main__':
+  main(sys.argv[1], int(sys.argv[2]))
