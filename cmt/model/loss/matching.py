@@ -139,7 +139,8 @@ def _solve(cost, batch_size, num_rows, num_cols):
 
     def step(j, done, row4col, col4row):
       active = ~done
-      i = tf.gather(path, j, batch_dims=1)
+      # Finished elements idle; clamping keeps their lookups in range.
+      i = tf.maximum(tf.gather(path, tf.maximum(j, 0), batch_dims=1), 0)
       row4col = tf.where(_one_hot_bool(j, num_cols) & active[:, tf.newaxis],
                          i[:, tf.newaxis], row4col)
       previous_col = tf.gather(col4row, i, batch_dims=1)
