@@ -291,3 +291,23 @@ def test_bad_options_name_the_field(field, value):
   with pytest.raises(ValueError, match=field):
     run(column_logits(left, right), class_logits((A, 10.0), (S, 10.0)),
         **{field: value})
+
+
+@pytest.mark.parametrize('mode', [Options.PER_PIXEL, Options.MASK_WISE])
+def test_images_of_a_batch_are_independent(mode):
+  # Two different images in one batch give what each gives alone.
+  first = (column_logits(stripe(0), stripe(1), stripe(2), stripe(3), far),
+           class_logits((A, 10.0), (S, 10.0), (A, 4.0), (S, 10.0),
+                        VOID_CENTER))
+  second = (column_logits(right, far, left, left, far),
+            class_logits((S, 10.0), VOID_CENTER, (B, 9.0), (A, 8.0),
+                         VOID_CENTER))
+  options = dict(post_processing=mode, thing_area_limit=60,
+                 stuff_area_limit=100)
+  batch = run(np.concatenate([first[0], second[0]]),
+              np.concatenate([first[1], second[1]]), **options)
+  for index, (mask, classes) in enumerate((first, second)):
+    alone = run(mask, classes, **options)
+    for key in (common.PRED_PANOPTIC, common.PRED_SEGMENT_LABELS):
+      np.testing.assert_array_equal(batch[key][index], alone[key][0])
+  assert batch[common.PRED_PANOPTIC][1].any()
