@@ -81,6 +81,8 @@ def pair_annotations(gt: dict, pred: dict, sources: Sources
   for index, annotation in enumerate(gt['annotations']):
     image_id = _annotation_field(annotation, 'image_id', sources.gt_json,
                                  index)
+    _annotation_field(annotation, 'file_name', sources.gt_json, index)
+    _annotation_field(annotation, 'segments_info', sources.gt_json, index)
     if image_id not in predictions:
       file_name = annotation.get('file_name', '?')
       raise EvaluationError(
@@ -99,14 +101,21 @@ def _class_of(category_id, info: dataset_info_lib.DatasetInfo, where: str
                           f'{category_id!r}') from None
 
 
-def _ground_truth_table(annotation: dict, info, sources: Sources
-                        ) -> panoptic_quality.SegmentTable:
+def _ground_truth_table(annotation: dict, gt_ids: np.ndarray, info,
+                        sources: Sources) -> panoptic_quality.SegmentTable:
+  """Ground-truth segments; areas from the JSON (as panopticapi), else
+  counted on the PNG."""
   segments = annotation['segments_info']
   where = f'{sources.gt_json}: image_id {annotation["image_id"]!r}, segment'
   ids = np.array([int(s['id']) for s in segments], np.int64)
   classes = np.array([_class_of(s['category_id'], info, f'{where} {s["id"]}')
                       for s in segments], np.int64)
-  areas = np.array([int(s['area']) for s in segments], np.int64)
+  if all('area' in s for s in segments):
+    areas = np.array([int(s['area']) for s in segments], np.int64)
+  else:
+    values, counts = np.unique(gt_ids, return_counts=True)
+    area_of = dict(zip(values.tolist(), counts.tolist()))
+    areas = np.array([area_of.get(i, 0) for i in ids.tolist()], np.int64)
   crowd = np.array([bool(s.get('iscrowd', 0)) for s in segments], bool)
   return panoptic_quality.SegmentTable(ids, classes, areas, crowd)
 
@@ -160,7 +169,7 @@ def evaluate_pair(pair: ImagePair, sources: Sources,
     raise EvaluationError(f'{pred_path}: size {pred_ids.shape[::-1]} differs '
                           f'from the ground truth {gt_path} '
                           f'{gt_ids.shape[::-1]} (width, height)')
-  gt = _ground_truth_table(pair.gt_annotation, info, sources)
+  gt = _ground_truth_table(pair.gt_annotation, gt_ids, info, sources)
   pred = _prediction_table(pair.pred_annotation, pred_ids, pred_path, info,
                            sources)
   return panoptic_quality.match_segments(gt_ids, gt, pred_ids, pred,
