@@ -45,10 +45,13 @@ def colorize_panoptic(panoptic: np.ndarray, class_colors: np.ndarray,
 
 
 def _flatten_metrics(result: dict, prefix: str = '') -> dict:
-  """Nested metric dicts -> {'a/b': float} of finite scalars for TensorBoard."""
+  """Metric dicts -> {'a/b': float} of finite scalars for TensorBoard
+  (per-class figures stay in metrics.json)."""
   flat = {}
   for key, value in result.items():
     name = f'{prefix}{key}'
+    if key == 'per_class':
+      continue
     if isinstance(value, dict):
       flat.update(_flatten_metrics(value, name + '/'))
     elif isinstance(value, (int, float, np.integer, np.floating)) and (
