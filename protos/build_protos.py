@@ -7,9 +7,9 @@ Run after editing a `.proto` (needs the `dev` extra for grpcio-tools):
     python -m cmt.protos.build_protos
 """
 
-import os
 import pathlib
 import shutil
+import subprocess
 import sys
 import tempfile
 
@@ -24,8 +24,11 @@ def proto_sources():
 
 
 def generate(output_dir):
-  """Compiles every .proto into `output_dir`; returns the generated paths."""
-  from grpc_tools import protoc  # pylint: disable=g-import-not-at-top
+  """Compiles every .proto into `output_dir`; returns the generated paths.
+
+  protoc runs in a child process: grpc_tools' protoc crashes a process that
+  has already imported TensorFlow (two protobuf C++ runtimes).
+  """
   import grpc_tools  # pylint: disable=g-import-not-at-top
   with tempfile.TemporaryDirectory() as tree:
     source_dir = pathlib.Path(tree, 'src', VIRTUAL_PACKAGE)
@@ -35,16 +38,15 @@ def generate(output_dir):
     out = pathlib.Path(tree, 'out')
     out.mkdir()
     well_known = pathlib.Path(grpc_tools.__file__).parent / '_proto'
-    args = ['protoc', f'-I{pathlib.Path(tree, "src")}', f'-I{well_known}',
-            f'--python_out={out}', f'--pyi_out={out}']
-    args += [str(VIRTUAL_PACKAGE / p.name) for p in proto_sources()]
-    cwd = os.getcwd()
-    os.chdir(pathlib.Path(tree, 'src'))
-    try:
-      if protoc.main(args) != 0:
-        raise RuntimeError('protoc failed on ' + ', '.join(args[5:]))
-    finally:
-      os.chdir(cwd)
+    sources = [str(VIRTUAL_PACKAGE / p.name) for p in proto_sources()]
+    result = subprocess.run(
+        [sys.executable, '-m', 'grpc_tools.protoc', '-I.', f'-I{well_known}',
+         f'--python_out={out}', f'--pyi_out={out}', *sources],
+        cwd=pathlib.Path(tree, 'src'), capture_output=True, text=True,
+        check=False)
+    if result.returncode != 0:
+      raise RuntimeError(f'protoc failed on {", ".join(sources)}:\n'
+                         f'{result.stderr}')
     written = []
     for generated in sorted((out / VIRTUAL_PACKAGE).iterdir()):
       target = pathlib.Path(output_dir, generated.name)
