@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import gc
 import json
+import os
 import pathlib
 import sys
 import time
@@ -109,22 +110,47 @@ class TableEntry:
     }
 
 
+def _model_key(experiment: config_pb2.ExperimentOptions) -> bytes:
+  """What a parameter count depends on: the model options (less the
+  checkpoint to start from) and the dataset (its class count)."""
+  model = config_pb2.ExperimentOptions()
+  model.model_options.CopyFrom(experiment.model_options)
+  model.model_options.ClearField('initial_checkpoint')
+  model.model_options.ClearField('restore_scope')
+  model.train_dataset_options.dataset = (
+      experiment.train_dataset_options.dataset)
+  model.train_dataset_options.categories_json = (
+      experiment.train_dataset_options.categories_json)
+  return model.SerializeToString(deterministic=True)
+
+
 def count_params(configs: Sequence[str],
                  options: dict[str, config_pb2.ExperimentOptions],
                  counter: ParamCounter,
                  progress: TextIO) -> dict[str, int]:
-  """Counts each distinct config once, reporting progress on `progress`."""
-  counts = {}
+  """Counts each distinct model once, reporting progress on `progress`.
+
+  Configs that differ only in training, data or evaluation settings build
+  the same model; they share one count (in memory only).
+  """
+  counts, by_model = {}, {}
   distinct = list(dict.fromkeys(configs))
   for index, relative_path in enumerate(distinct, start=1):
     experiment = options[relative_path]
+    key = _model_key(experiment)
+    prefix = f'[{index}/{len(distinct)}] {relative_path}:'
+    if key in by_model:
+      counts[relative_path] = counts[by_model[key]]
+      print(f'{prefix} same model as {by_model[key]}', file=progress,
+            flush=True)
+      continue
+    print(f'{prefix} building ...', file=progress, flush=True)
+    start = time.monotonic()
     info = dataset_info_lib.get_dataset_info(
         experiment.train_dataset_options)
-    print(f'[{index}/{len(distinct)}] building {relative_path} ...',
-          file=progress, end=' ', flush=True)
-    start = time.monotonic()
     counts[relative_path] = counter(experiment, info)
-    print(f'{counts[relative_path]:,} parameters '
+    by_model[key] = relative_path
+    print(f'{prefix} {counts[relative_path]:,} parameters '
           f'({time.monotonic() - start:.1f} s)', file=progress, flush=True)
   return counts
 
@@ -283,6 +309,9 @@ def main(argv=None, param_counter: Optional[ParamCounter] = None,
   configs_root = pathlib.Path(args.configs_root)
   rows = [r for r in paper_table_rows.ROWS if r.table in args.tables]
   counter = (param_counter or model_param_counter) if args.params else None
+  if counter is model_param_counter:
+    # Keep stderr for progress: TensorFlow's C++ start-up chatter is noise.
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   try:
     runs = evaluated_runs.find_runs(args.runs) if args.runs else []
     entries = build_entries(rows, configs_root, counter, runs, stderr)

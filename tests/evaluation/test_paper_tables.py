@@ -15,6 +15,7 @@ import pytest
 from cmt.evaluation import evaluated_runs
 from cmt.evaluation import paper_table_rows
 from cmt.evaluation import paper_tables
+from cmt.protos import model_pb2
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CONFIGS = REPO / 'configs'
@@ -106,12 +107,26 @@ def test_rows_sharing_a_config_are_one_experiment():
     assert len({(r.recipe, r.paper, r.paper_params_m) for r in rows}) == 1
 
 
+def _fake_count(recipe) -> int:
+  """A made-up count that differs between architectures."""
+  flags = _architecture(recipe)
+  return 1_000_000 * (60 + sum(2 ** i for i, on in enumerate(
+      [flags[0] == 'AXIAL_RESNET_104', *flags[1:]]) if on)) + 7
+
+
 def fake_counter(calls):
-  """A stand-in for the model builder: a count that depends on the config."""
+  """A stand-in for the model builder: counts from the model options only."""
   def count(options, dataset_info):
     calls.append(options.experiment_name)
     assert dataset_info.num_classes == 133
-    return 1_000_000 * len(options.experiment_name) + 7
+    model = options.model_options
+    flags = (model.backbone.name == model_pb2.BackboneOptions.AXIAL_RESNET_104,
+             model.clustering.clustering_update,
+             model.clustering.reference_mask, model.clustering.coord_conv,
+             len(model.decoder.transformer_stages) > 0,
+             model.recursive_feature_network)
+    return 1_000_000 * (60 + sum(2 ** i for i, on in enumerate(flags)
+                                 if on)) + 7
   return count
 
 
@@ -122,16 +137,18 @@ def test_json_has_one_entry_per_row_with_counts_and_differences():
   entries = json.loads(out)
   assert [(e['table'], e['row']) for e in entries] == [
       (r.table, r.row) for r in ROWS]
-  # Each distinct config is built once, with progress on stderr.
-  assert sorted(calls) == sorted({pathlib.Path(r.config).stem for r in ROWS})
+  # Each distinct model is built once, with progress on stderr; configs
+  # that only train, evaluate or start differently share its count.
+  assert len(calls) == len({_architecture(r.recipe) for r in ROWS}) == 10
   assert err.count('parameters (') == len(calls)
+  assert err.count('same model as') == len({r.config for r in ROWS}) - 10
   for entry, row in zip(entries, ROWS):
     assert set(entry) == {
         'table', 'row', 'config', 'params', 'paper_params',
         'params_diff_percent', 'paper_params_source', 'pq', 'pq_things',
         'pq_stuff', 'paper_pq', 'paper_pq_things', 'paper_pq_stuff', 'run',
         'step'}
-    expected = 1_000_000 * len(pathlib.Path(row.config).stem) + 7
+    expected = _fake_count(row.recipe)
     assert entry['config'] == row.config
     assert entry['params'] == expected
     assert entry['paper_params'] == (
