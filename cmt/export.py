@@ -1,0 +1,294 @@
+"""`cmt-export`: a trained checkpoint -> a self-contained SavedModel.
+
+The SavedModel's `serving_default` signature takes ONE uint8 image
+`image` [H, W, C] of any size (C = 1 grayscale, 2 grayscale + alpha, 3 RGB
+or 4 RGBA; alpha is dropped, gray is repeated over RGB) and returns, at
+the input's own size [H, W]:
+
+  panoptic  int32 semantic * label_divisor + instance (0 = void)
+  semantic  int32 contiguous class 0..C (0 = void)
+  instance  int32 instance number within its class (0 for stuff / void)
+
+and, per cluster center n (N entries, the static-shape segment list of
+`cmt.model.post_processing`):
+
+  segment_labels  int32 panoptic label of the segment center n produced
+                  (0 if none; centers merged into one stuff region share it)
+  segment_classes int32 segment_labels // label_divisor
+  segment_scores  float32 its ranking score (0 if none)
+
+Inside: the evaluation preprocessing of `eval_dataset_options` (resize into
+[min_resize_value, max_resize_value], pad with the mean to crop_size, valid
+region top-left; `cmt.data.preprocessing`), the model, `post_process` with
+`evaluator_options`, then the valid region cropped and resized (nearest,
+aligned corners, the inverse of the label resize) back to [H, W].
+
+A second signature, `metadata`, takes nothing and returns the dataset
+description so that a client needs neither `cmt` nor the config:
+class_names [C + 1] string (index 0 'void'), category_ids [C + 1] int32
+(the dataset's own ids, 0 for void), is_thing [C + 1] bool, colors
+[C + 1, 3] uint8, label_divisor int32 scalar, crop_size [2] int32.
+
+Only TensorFlow ops are saved (the model's variables, not its Keras
+object), so `tf.saved_model.load(path)` works in a process that never
+imports `cmt`.
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from typing import Optional, Sequence
+
+import tensorflow as tf
+
+from cmt import common
+from cmt import config as config_lib
+from cmt.data import dataset_info as dataset_info_lib
+from cmt.data import pipeline
+from cmt.data import preprocessing
+from cmt.model import builder
+from cmt.model import post_processing
+
+SERVING_SIGNATURE = 'serving_default'
+METADATA_SIGNATURE = 'metadata'
+
+
+class CheckpointError(ValueError):
+  """A checkpoint path that does not hold this model."""
+
+
+def resolve_checkpoint(checkpoint_path: str) -> str:
+  """A checkpoint prefix; a directory means its latest checkpoint."""
+  if not checkpoint_path:
+    raise CheckpointError('--checkpoint_path is empty')
+  if tf.io.gfile.isdir(checkpoint_path):
+    latest = tf.train.latest_checkpoint(checkpoint_path)
+    if latest is None:
+      raise CheckpointError(f'--checkpoint_path={checkpoint_path}: no '
+                            'checkpoint in this directory')
+    return latest
+  if not tf.io.gfile.exists(checkpoint_path + '.index'):
+    raise CheckpointError(f'--checkpoint_path={checkpoint_path}: not a '
+                          f'checkpoint ({checkpoint_path}.index does not '
+                          'exist)')
+  return checkpoint_path
+
+
+def load_trained_model(options, dataset_info: dataset_info_lib.DatasetInfo,
+                       checkpoint_path: str):
+  """Builds the model of `options` at the eval crop and restores every one
+  of its variables from a `cmt-train` checkpoint ({model, optimizer, ...};
+  only `model` is read). CheckpointError if a variable is missing."""
+  path = resolve_checkpoint(checkpoint_path)  # fail before building
+  crop = crop_size_of(options)
+  model = builder.build_model(options, dataset_info)
+  model(tf.zeros([1, *crop, 3]), training=False)
+  try:
+    status = tf.train.Checkpoint(model=model).read(path)
+    status.expect_partial()  # the optimizer and iterator are not wanted
+    status.assert_existing_objects_matched()
+  except (tf.errors.NotFoundError, tf.errors.DataLossError) as error:
+    raise CheckpointError(f'--checkpoint_path={checkpoint_path}: cannot '
+                          f'read: {error.message}') from None
+  except AssertionError as error:
+    raise CheckpointError(
+        f'--checkpoint_path={checkpoint_path}: does not hold this model '
+        f'(config and checkpoint disagree): {str(error)[:300]}') from None
+  return model
+
+
+def crop_size_of(options) -> tuple[int, int]:
+  """The eval crop (H, W); a clear error when it is not set."""
+  crop = tuple(options.eval_dataset_options.crop_size)
+  if len(crop) != 2:
+    raise config_lib.ConfigError(
+        'eval_dataset_options.crop_size must hold 2 values (height, width) '
+        f'for export, got {list(crop)}')
+  return crop
+
+
+def to_rgb(image: tf.Tensor) -> tf.Tensor:
+  """uint8 [H, W, C] with C in 1..4 -> [H, W, 3]: gray repeated, alpha
+  dropped."""
+  channels = tf.shape(image)[-1]
+  tf.debugging.assert_rank(image, 3, message='image must be [H, W, C]')
+  with tf.control_dependencies([tf.debugging.assert_less_equal(
+      channels, 4, message='image must have 1, 2, 3 or 4 channels')]):
+    gray = tf.tile(image[..., :1], [1, 1, 3])
+    rgb = tf.cond(channels >= 3, lambda: image[..., :3], lambda: gray)
+  rgb.set_shape([None, None, 3])
+  return rgb
+
+
+class PanopticInference(tf.Module):
+  """uint8 image of any size -> panoptic maps at that size (module doc)."""
+
+  def __init__(self, model, options,
+               dataset_info: dataset_info_lib.DatasetInfo):
+    super().__init__(name='panoptic_inference')
+    post_processing.check_options(options.evaluator_options)
+    # Track the variables only: saving the Keras object itself would trace
+    # every layer's call again (slow) for nothing a client uses.
+    object.__setattr__(self, '_model', model)
+    self.model_variables = list(model.variables)
+    self._options = options
+    self._info = dataset_info
+    self._crop = crop_size_of(options)
+    self._resize_range = pipeline._resize_range(  # pylint: disable=protected-access
+        options.eval_dataset_options, is_training=False)
+
+  @property
+  def dataset_info(self) -> dataset_info_lib.DatasetInfo:
+    return self._info
+
+  @property
+  def evaluator_options(self):
+    return self._options.evaluator_options
+
+  def preprocess(self, image: tf.Tensor):
+    """uint8 [H, W, C] -> (float [1, crop_h, crop_w, 3], [2] resized size)."""
+    rgb = tf.cast(to_rgb(image), tf.float32)
+    size = tf.shape(rgb)[:2]
+    resized = preprocessing.resized_size(size, *self._resize_range)
+    # The preprocessing functions move a label with the image; none here.
+    no_label = tf.zeros(size, tf.int32)
+    rgb, no_label = preprocessing.resize(rgb, no_label, resized)
+    padded, _ = preprocessing.pad_to_crop(rgb, no_label, self._crop)
+    return padded[tf.newaxis], resized
+
+  def model_outputs(self, image: tf.Tensor) -> dict:
+    """The model's raw output dict for one uint8 image (figures use it)."""
+    batch, _ = self.preprocess(image)
+    return self._model(batch, training=False)
+
+  @tf.function(input_signature=[
+      tf.TensorSpec([None, None, None], tf.uint8, name='image')])
+  def serve(self, image):
+    original_size = tf.shape(image)[:2]
+    batch, resized = self.preprocess(image)
+    outputs = self._model(batch, training=False)
+    predictions = post_processing.post_process(
+        outputs, self._options.evaluator_options, self._info)
+    panoptic = predictions[common.PRED_PANOPTIC][0, :resized[0],
+                                                 :resized[1]]
+    panoptic = tf.compat.v1.image.resize(
+        panoptic[..., tf.newaxis], original_size,
+        method=tf.image.ResizeMethod.NEAREST_NEIGHBOR,
+        align_corners=True)[..., 0]
+    divisor = self._info.label_divisor
+    labels = predictions[common.PRED_SEGMENT_LABELS][0]
+    return {
+        'panoptic': panoptic,
+        'semantic': panoptic // divisor,
+        'instance': panoptic % divisor,
+        'segment_labels': labels,
+        'segment_classes': labels // divisor,
+        'segment_scores': predictions[common.PRED_SEGMENT_SCORES][0],
+    }
+
+  @tf.function(input_signature=[])
+  def metadata(self):
+    info = self._info
+    return {
+        'class_names': tf.constant(info.class_names),
+        'category_ids': tf.constant(
+            [0] + [c.dataset_id for c in info.categories], tf.int32),
+        'is_thing': tf.constant(info.thing_mask),
+        'colors': tf.constant(
+            [(0, 0, 0)] + [c.color for c in info.categories], tf.uint8),
+        'label_divisor': tf.constant(info.label_divisor, tf.int32),
+        'crop_size': tf.constant(self._crop, tf.int32),
+    }
+
+
+def build_inference(options, checkpoint_path: str) -> PanopticInference:
+  """Config + checkpoint -> the in-process inference module."""
+  info = dataset_info_lib.get_dataset_info(options.eval_dataset_options)
+  model = load_trained_model(options, info, checkpoint_path)
+  return PanopticInference(model, options, info)
+
+
+def export(inference: PanopticInference, output_path: str,
+           overwrite: bool = False) -> str:
+  """Saves `inference` as a SavedModel at `output_path`, atomically: into a
+  temporary sibling directory, then renamed (an old one is replaced only
+  with `overwrite`)."""
+  output_path = os.path.abspath(output_path)
+  if os.path.exists(output_path) and not overwrite:
+    raise FileExistsError(f'--output_path={output_path} exists; pass '
+                          '--overwrite to replace it')
+  parent = os.path.dirname(output_path)
+  os.makedirs(parent, exist_ok=True)
+  temporary = tempfile.mkdtemp(prefix='.' + os.path.basename(output_path) +
+                               '.tmp-', dir=parent)
+  try:
+    tf.saved_model.save(
+        inference, temporary,
+        signatures={SERVING_SIGNATURE: inference.serve,
+                    METADATA_SIGNATURE: inference.metadata})
+    if os.path.exists(output_path):
+      shutil.rmtree(output_path)
+    os.rename(temporary, output_path)
+  finally:
+    if os.path.exists(temporary):
+      shutil.rmtree(temporary)
+  return output_path
+
+
+def add_model_flags(parser: argparse.ArgumentParser, required: bool):
+  """--config_file / --checkpoint_path / --param / --override."""
+  parser.add_argument('--config_file', required=required,
+                      help='experiment textproto')
+  parser.add_argument('--checkpoint_path', required=required,
+                      help='checkpoint prefix, or a model_dir (its latest)')
+  parser.add_argument('--param', action='append', default=[],
+                      help='NAME=VALUE for a ${NAME} placeholder')
+  parser.add_argument('--override', action='append', default=[],
+                      help='field.path=value on top of the config')
+
+
+def load_options(args):
+  """The experiment of --config_file with --param / --override. Placeholders
+  without a value (training data paths, ...) are filled with '' since
+  inference reads none of them."""
+  try:
+    with open(args.config_file, encoding='utf-8') as f:
+      placeholders = config_lib.find_placeholders(f.read())
+  except OSError as error:
+    raise config_lib.ConfigError(f'{args.config_file}: cannot read config: '
+                                 f'{error.strerror}') from None
+  params = {p.name: '' for p in placeholders if p.name not in os.environ}
+  params.update(config_lib.parse_params(args.param))
+  return config_lib.load_config(args.config_file, params=params,
+                                overrides=args.override)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  parser = argparse.ArgumentParser(prog='cmt-export', description=__doc__,
+                                   formatter_class=argparse.
+                                   RawDescriptionHelpFormatter)
+  add_model_flags(parser, required=True)
+  parser.add_argument('--output_path', required=True,
+                      help='SavedModel directory to write')
+  parser.add_argument('--overwrite', action='store_true',
+                      help='replace an existing --output_path')
+  args = parser.parse_args(argv)
+  try:
+    options = load_options(args)
+    inference = build_inference(options, args.checkpoint_path)
+    path = export(inference, args.output_path, args.overwrite)
+  except (config_lib.ConfigError, ValueError, FileExistsError, OSError) as e:
+    print(f'cmt-export: error: {e}', file=sys.stderr)
+    return 1
+  print(f'SavedModel written to {path}')
+  return 0
+
+
+def run():
+  sys.exit(main())
+
+
+if __name__ == '__main__':
+  run()

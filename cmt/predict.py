@@ -1,0 +1,233 @@
+"""`cmt-predict`: images -> panoptic predictions, on CPU.
+
+  cmt-predict --model=SAVEDMODEL --input=IMAGE|DIR|GLOB --output_dir=O
+  cmt-predict --config_file=F --checkpoint_path=C --input=... --output_dir=O
+
+For each image `<name>.<ext>` it writes
+  O/overlay/<name>.png    the image with each segment in its own colour and
+                          class names where they fit
+  O/panoptic/<name>.png   COCO panoptic PNG (segment id = R + 256 G + 256^2 B,
+                          id = category_id * label_divisor + instance)
+  O/segments/<name>.json  {image_id, file_name, height, width,
+                          segments_info: [{id, category_id, category_name,
+                          isthing, iscrowd, area, bbox, score}]}
+and at the end O/panoptic.json, the COCO panoptic JSON of all of them
+(what `cmt-evaluate` reads). Everything is at the input image's size.
+
+An image that cannot be read is reported by name; the others are still
+predicted and the exit status is 1.
+"""
+
+import argparse
+import dataclasses
+import glob
+import json
+import os
+import sys
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+import tqdm
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.tif', '.tiff',
+                    '.webp')
+
+
+@dataclasses.dataclass
+class Predictor:
+  """A serving function (uint8 [H, W, C] -> output dict, `cmt.export`) and
+  the dataset it predicts."""
+  serve: Callable
+  dataset_info: object  # cmt.data.dataset_info.DatasetInfo
+
+  def __call__(self, image: np.ndarray) -> dict:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    outputs = self.serve(image=tf.constant(image, tf.uint8))
+    return {k: v.numpy() for k, v in outputs.items()}
+
+
+def dataset_info_of(metadata: dict):
+  """The `metadata` signature's tensors -> a DatasetInfo."""
+  from cmt.data import dataset_info as dataset_info_lib  # pylint: disable=g-import-not-at-top
+  names = [n.decode('utf-8') for n in metadata['class_names'].numpy()]
+  ids = metadata['category_ids'].numpy().tolist()
+  things = metadata['is_thing'].numpy().tolist()
+  colors = metadata['colors'].numpy().tolist()
+  categories = [{'id': ids[i], 'name': names[i], 'isthing': things[i],
+                 'color': colors[i]} for i in range(1, len(names))]
+  info = dataset_info_lib.from_categories('saved_model', categories)
+  return dataclasses.replace(
+      info, label_divisor=int(metadata['label_divisor'].numpy()))
+
+
+def load_saved_model(path: str) -> Predictor:
+  """A `cmt-export` SavedModel as a Predictor."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from cmt import export  # pylint: disable=g-import-not-at-top
+  if not os.path.isfile(os.path.join(path, 'saved_model.pb')):
+    raise ValueError(f'--model={path}: not a SavedModel directory (no '
+                     'saved_model.pb)')
+  loaded = tf.saved_model.load(path)
+  signatures = loaded.signatures
+  for name in (export.SERVING_SIGNATURE, export.METADATA_SIGNATURE):
+    if name not in signatures:
+      raise ValueError(f'--model={path}: no {name!r} signature; export it '
+                       'with cmt-export')
+  return Predictor(signatures[export.SERVING_SIGNATURE],
+                   dataset_info_of(signatures[export.METADATA_SIGNATURE]()))
+
+
+def load_checkpoint(args) -> Predictor:
+  """Config + checkpoint as a Predictor (the same serving function)."""
+  from cmt import export  # pylint: disable=g-import-not-at-top
+  inference = export.build_inference(export.load_options(args),
+                                     args.checkpoint_path)
+  return Predictor(inference.serve, inference.dataset_info)
+
+
+def list_inputs(spec: str) -> list[str]:
+  """IMAGE, DIR (its images, sorted) or GLOB -> image paths."""
+  if os.path.isdir(spec):
+    paths = [os.path.join(spec, name) for name in sorted(os.listdir(spec))
+             if name.lower().endswith(IMAGE_EXTENSIONS)]
+  elif os.path.isfile(spec):
+    paths = [spec]
+  else:
+    paths = sorted(p for p in glob.glob(spec) if os.path.isfile(p))
+  if not paths:
+    raise ValueError(f'--input={spec}: no image found')
+  return paths
+
+
+def read_image(path: str) -> np.ndarray:
+  """uint8 [H, W, C], C in 1..4 (gray, gray + alpha, RGB, RGBA as stored;
+  palette and other modes converted to RGB / RGBA). ValueError naming the
+  file when it cannot be decoded."""
+  try:
+    with Image.open(path) as image:
+      image.load()
+      if image.mode not in ('L', 'LA', 'RGB', 'RGBA'):
+        has_alpha = 'A' in image.mode or 'transparency' in image.info
+        image = image.convert('RGBA' if has_alpha else 'RGB')
+      array = np.asarray(image, np.uint8)
+  except (OSError, UnidentifiedImageError, SyntaxError) as error:
+    raise ValueError(f'{path}: cannot read image: {error}') from None
+  if array.ndim == 2:
+    array = array[..., None]
+  if min(array.shape[:2]) < 1:
+    raise ValueError(f'{path}: empty image {array.shape}')
+  return array
+
+
+def segments_json(annotation: dict, outputs: dict, info,
+                  size: tuple[int, int]) -> dict:
+  """The writer's COCO annotation with class names and scores added."""
+  from cmt.evaluation import evaluator  # pylint: disable=g-import-not-at-top
+  divisor = info.label_divisor
+  scores = evaluator.segment_scores_of(outputs['segment_labels'],
+                                       outputs['segment_scores'])
+  segments = []
+  for segment in annotation['segments_info']:
+    class_id = info.to_class_id(segment['category_id'])
+    label = class_id * divisor + segment['id'] % divisor
+    category = info.categories[class_id - 1]
+    segments.append({**segment, 'category_name': category.name,
+                     'isthing': int(category.is_thing),
+                     'score': round(float(scores.get(label, 0.0)), 6)})
+  return {'image_id': annotation['image_id'],
+          'file_name': annotation['file_name'],
+          'height': size[0], 'width': size[1], 'segments_info': segments}
+
+
+def predict_files(predictor: Predictor, paths: Sequence[str],
+                  output_dir: str, progress: bool = True) -> list[str]:
+  """Writes the outputs of the module docstring; returns the errors (one
+  line per file that failed)."""
+  from cmt.evaluation import coco_panoptic_format  # pylint: disable=g-import-not-at-top
+  from cmt.vis import drawing  # pylint: disable=g-import-not-at-top
+  info = predictor.dataset_info
+  class_colors = np.array([(0, 0, 0)] + [c.color for c in info.categories],
+                          np.uint8)
+  folders = {name: os.path.join(output_dir, name)
+             for name in ('overlay', 'panoptic', 'segments')}
+  for folder in folders.values():
+    os.makedirs(folder, exist_ok=True)
+  writer = coco_panoptic_format.CocoPanopticWriter(
+      os.path.join(output_dir, 'panoptic.json'), folders['panoptic'], info)
+  errors = []
+  for path in tqdm.tqdm(paths, desc='cmt-predict', unit='image',
+                        disable=not progress, file=sys.stderr):
+    name = os.path.splitext(os.path.basename(path))[0]
+    try:
+      image = read_image(path)
+    except ValueError as error:
+      errors.append(str(error))
+      tqdm.tqdm.write(f'cmt-predict: error: {error}', file=sys.stderr)
+      continue
+    outputs = predictor(image)
+    panoptic = outputs['panoptic']
+    annotation = writer.add(name, panoptic)
+    rgb = image[..., :3] if image.shape[-1] >= 3 else np.repeat(
+        image[..., :1], 3, axis=-1)
+    drawing.panoptic_overlay(rgb, panoptic, class_colors, info.class_names,
+                             info.label_divisor).save(
+                                 os.path.join(folders['overlay'],
+                                              name + '.png'))
+    content = segments_json(annotation, outputs, info, panoptic.shape)
+    temporary = os.path.join(folders['segments'], name + '.json.tmp')
+    with open(temporary, 'w', encoding='utf-8') as f:
+      json.dump(content, f, indent=1)
+    os.replace(temporary, os.path.join(folders['segments'], name + '.json'))
+  writer.write_json()
+  return errors
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  parser = argparse.ArgumentParser(
+      prog='cmt-predict', description=__doc__,
+      formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--model', help='SavedModel written by cmt-export')
+  parser.add_argument('--config_file', help='experiment textproto (instead '
+                      'of --model, with --checkpoint_path)')
+  parser.add_argument('--checkpoint_path',
+                      help='checkpoint prefix or model_dir (its latest)')
+  parser.add_argument('--param', action='append', default=[],
+                      help='NAME=VALUE for a ${NAME} placeholder')
+  parser.add_argument('--override', action='append', default=[],
+                      help='field.path=value on top of the config')
+  parser.add_argument('--input', required=True, help='IMAGE, DIR or GLOB')
+  parser.add_argument('--output_dir', required=True)
+  parser.add_argument('--no_progress', action='store_true',
+                      help='no progress bar')
+  args = parser.parse_args(argv)
+  if bool(args.model) == bool(args.config_file):
+    parser.error('give either --model or --config_file (with '
+                 '--checkpoint_path)')
+  if args.config_file and not args.checkpoint_path:
+    parser.error('--config_file needs --checkpoint_path')
+  os.environ.setdefault('CUDA_VISIBLE_DEVICES', '')  # runs on CPU
+  try:
+    paths = list_inputs(args.input)
+    predictor = (load_saved_model(args.model) if args.model
+                 else load_checkpoint(args))
+    errors = predict_files(predictor, paths, args.output_dir,
+                           progress=not args.no_progress)
+  except (ValueError, OSError) as error:
+    print(f'cmt-predict: error: {error}', file=sys.stderr)
+    return 1
+  done = len(paths) - len(errors)
+  print(f'{done} of {len(paths)} image(s) predicted into {args.output_dir}')
+  if errors:
+    print(f'cmt-predict: {len(errors)} image(s) failed:\n  ' +
+          '\n  '.join(errors), file=sys.stderr)
+    return 1
+  return 0
+
+
+def run():
+  sys.exit(main())
+
+
+if __name__ == '__main__':
+  run()

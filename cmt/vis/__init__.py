@@ -1,0 +1,1 @@
+"""Drawing for `cmt-predict` and `cmt-visualize`: colours, overlays, layout."""
