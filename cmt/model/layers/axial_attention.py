@@ -3,11 +3,11 @@
 A 2D self-attention factorised into a height pass and a width pass. For one
 axis of length L, head h, query position i and key position j:
 
-  logits_h(i, j) = BN_content(q_i . k_j) + BN_query(q_i . r^q_{i-j})
-                   + BN_key(k_j . r^k_{i-j})                      (similarity)
+  logits_h(i, j) = BN_content(q_i . k_j) + BN_query(q_i . r^q_{j-i})
+                   + BN_key(k_j . r^k_{j-i})                      (similarity)
   a_h(i, .)      = softmax_j(logits_h(i, .))
   y_h(i)         = BN_value(sum_j a_h(i, j) v_j)
-                   + BN_value_rpe(sum_j a_h(i, j) r^v_{i-j})     (retrieval)
+                   + BN_value_rpe(sum_j a_h(i, j) r^v_{j-i})     (retrieval)
 
 with q, k, v from one bias-free projection followed by BatchNorm. Each
 similarity / retrieval term has its own BatchNorm per head (and per channel

@@ -1,0 +1,168 @@
+"""The whole model: outputs and shapes under XLA, variants, options."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from cmt import common
+from cmt.data import dataset_info as dataset_info_lib
+from cmt.model import builder
+from cmt.model.backbone import axial_resnet
+from tests.model import helpers
+
+INFO = dataset_info_lib.COCO_PANOPTIC
+
+
+def _forward(options, crop, batch, training=False, jit_compile=True):
+  """Builds and runs the model; XLA compilation is the TPU stand-in, eager
+  mode checks the remaining variants faster on 2 CPU cores."""
+  tf_keras.backend.clear_session()
+  model = builder.build_model(options, INFO)
+  images = tf.constant(np.random.default_rng(0).uniform(
+      0, 255, (batch, crop, crop, 3)), tf.float32)
+  if jit_compile:
+    return model, tf.function(lambda x: model(x, training=training),
+                              jit_compile=True)(images)
+  return model, model(images, training=training)
+
+
+def _check_common_outputs(outputs, options, crop, batch):
+  h = (crop - 1) // 4 + 1
+  n = options.model_options.transformer.num_cluster_centers
+  d = options.model_options.heads.pixel_space_output_channels
+  assert outputs[common.MASK_LOGITS].shape == (batch, h, h, n)
+  assert outputs[common.CLASS_LOGITS].shape == (batch, n, INFO.num_classes + 1)
+  assert outputs[common.PIXEL_FEATURES].shape == (batch, h, h, d)
+  assert outputs[common.SEMANTIC_LOGITS].shape == (batch, h, h,
+                                                   INFO.num_classes + 1)
+  h16 = (crop - 1) // 16 + 1
+  assert outputs[common.CROSS_ATTENTION].shape == (batch, n, h16, h16)
+  norms = np.linalg.norm(outputs[common.PIXEL_FEATURES].numpy(), axis=-1)
+  np.testing.assert_allclose(norms, 1.0, rtol=1e-4)
+  for value in tf.nest.flatten(outputs):
+    assert np.isfinite(value.numpy()).all()
+
+
+def test_max_deeplab_s_forward_shapes_under_xla_batch_1_and_2():
+  options = helpers.load(*helpers.TINY)
+  for batch in (1, 2):
+    _, outputs = _forward(options, 65, batch)
+    _check_common_outputs(outputs, options, 65, batch)
+    assert len(outputs[common.AUX_OUTPUTS]) == 0
+    assert common.REFERENCE_POINTS not in outputs
+
+
+def test_class_head_starts_biased_towards_void():
+  options = helpers.load(*helpers.TINY)
+  _, outputs = _forward(options, 33, 1, jit_compile=False)
+  probabilities = tf.nn.softmax(outputs[common.CLASS_LOGITS]).numpy()
+  np.testing.assert_allclose(probabilities[..., 0], 0.9, atol=0.05)
+
+
+@pytest.mark.parametrize('jit_compile', [
+    False, pytest.param(True, marks=pytest.mark.slow)])
+def test_cmt_deeplab_outputs_per_layer_assignments_and_reference_points(
+    jit_compile):
+  options = helpers.load(*helpers.TINY, *helpers.CLUSTERING,
+                         *helpers.LOCATION, *helpers.STRONGER_DECODER,
+                         'model_options.decoder.transformer_stages[0].num_blocks=2')
+  _, outputs = _forward(options, 33, 1, training=True,
+                        jit_compile=jit_compile)
+  _check_common_outputs(outputs, options, 33, 1)
+  assert outputs[common.REFERENCE_POINTS].shape == (1, 8, 8, 2)
+  aux = outputs[common.AUX_OUTPUTS]
+  assert len(aux) == 4  # five transformer layers; the last is the output
+  for layer_outputs in aux:
+    assert layer_outputs[common.MASK_LOGITS].shape == (1, 3, 3, 8)
+    assert layer_outputs[common.CLASS_LOGITS].shape == (1, 8, 134)
+    assert layer_outputs[common.REFERENCE_POINTS].shape == (1, 8, 8, 2)
+
+
+@pytest.mark.slow
+def test_recursive_feature_network_forward_under_xla():
+  options = helpers.load(*helpers.TINY, *helpers.CLUSTERING,
+                         *helpers.LOCATION, *helpers.RFN)
+  model, outputs = _forward(options, 33, 1)
+  _check_common_outputs(outputs, options, 33, 1)
+  assert len(model.encoders) == 2
+  # Two stacks of four transformer layers, all but the last supervised.
+  assert len(outputs[common.AUX_OUTPUTS]) == 7
+
+
+def test_pretrained_variables_are_the_backbone_only():
+  options = helpers.load(*helpers.TINY)
+  model = builder.build_and_initialise(options, INFO, crop_size=33)
+  pretrained = builder.pretrained_variables(model)
+  names = {v.name for v in pretrained}
+  assert any('stem' in n for n in names)
+  assert any('moving_mean' in n for n in names)  # BN statistics restore too
+  assert not any('transformer' in n or 'memory_feature' in n for n in names)
+  backbone = model.encoders[0].backbone
+  assert len(pretrained) == len(backbone.variables)
+  others = {v.ref() for v in model.variables} - {v.ref() for v in pretrained}
+  assert any('transformer' in r.deref().name for r in others)
+
+
+def test_axial_resnet_104_and_num_blocks_override():
+  r104 = helpers.load(*helpers.R104).model_options.backbone
+  assert axial_resnet.num_blocks_from_options(r104) == (3, 4, 24, 3)
+  tiny = helpers.load(*helpers.TINY).model_options.backbone
+  assert axial_resnet.num_blocks_from_options(tiny) == (1, 1, 1, 1)
+
+
+def test_backbone_endpoints_and_strides():
+  options = helpers.load(*helpers.TINY)
+  backbone = axial_resnet.AxialResNet(options.model_options.backbone,
+                                      helpers_norm())
+  endpoints = backbone(tf.zeros([1, 65, 65, 3]))
+  sizes = {k: v.shape[1] for k, v in endpoints.items()}
+  assert sizes == {'stage1': 33, 'stage2': 17, 'stage3': 9, 'stage4': 5,
+                   'stage5': 5}
+  options.model_options.backbone.output_stride = 32
+  backbone = axial_resnet.AxialResNet(options.model_options.backbone,
+                                      helpers_norm())
+  assert backbone(tf.zeros([1, 65, 65, 3]))['stage5'].shape[1] == 3
+
+
+def helpers_norm():
+  from cmt.model.layers import norm_act  # pylint: disable=g-import-not-at-top
+  return norm_act.NormConfig()
+
+
+def test_sync_batchnorm_and_its_settings_come_from_the_solver():
+  options = helpers.load(*helpers.TINY)
+  solver = options.trainer_options.solver_options
+  for sync in (True, False):
+    solver.use_sync_batchnorm = sync
+    solver.batchnorm_momentum = 0.9
+    solver.batchnorm_epsilon = 1e-5
+    model = builder.build_and_initialise(options, INFO, crop_size=33)
+    norms = [l for l in model._flatten_layers()  # pylint: disable=protected-access
+             if isinstance(l, tf_keras.layers.BatchNormalization)]
+    assert norms and all(l.synchronized == sync for l in norms)
+    assert all(l.momentum == pytest.approx(0.9) and
+               l.epsilon == pytest.approx(1e-5) for l in norms)
+
+
+@pytest.mark.parametrize('override, field', [
+    ('model_options.backbone.output_stride=8', 'output_stride'),
+    ('model_options.decoder.transformer_stages[0].backbone_stage=3',
+     'backbone_stage'),
+    ('model_options.clustering.coord_conv=true', 'coord_conv'),
+    ('model_options.transformer.memory_channels=15', 'memory_channels'),
+    ('model_options.heads.class_void_prior=1.0', 'class_void_prior'),
+    ('trainer_options.solver_options.batchnorm_epsilon=0', 'batchnorm_epsilon'),
+])
+def test_bad_options_name_the_field(override, field):
+  # Unchecked loading: the model itself must refuse, naming the field.
+  options = helpers.load(*helpers.TINY, override, check=False)
+  with pytest.raises(ValueError, match=field):
+    builder.build_and_initialise(options, INFO, crop_size=33)
+
+
+@pytest.mark.slow
+def test_full_max_deeplab_s_forward_at_641_under_xla():
+  options = helpers.load()
+  _, outputs = _forward(options, 641, 1)
+  _check_common_outputs(outputs, options, 641, 1)

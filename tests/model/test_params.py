@@ -1,0 +1,64 @@
+"""Parameter counts: `cmt-config params` and the paper's Table 1 / 2c rows."""
+
+import subprocess
+import sys
+
+import pytest
+
+from cmt import config_tool
+from cmt.data import dataset_info as dataset_info_lib
+from cmt.model import builder
+from tests.model import helpers
+
+
+def test_cmt_config_params_prints_max_deeplab_s_count(capsys):
+  assert config_tool.main(['params', helpers.BASELINE]) == 0
+  out = capsys.readouterr().out
+  # DeepLab2 counts MaX-DeepLab-S at exactly 61,900,200 without the
+  # auxiliary semantic head; the paper reports 61.9M.
+  assert '61,900,200 parameters (61.9M)' in out
+
+
+def test_cmt_config_params_reports_a_bad_config(tmp_path, capsys):
+  bad = tmp_path / 'bad.textproto'
+  bad.write_text('model_options { backbone { output_stride: 8 } }\n')
+  assert config_tool.main(['params', str(bad)]) == 1
+  assert 'output_stride' in capsys.readouterr().err
+
+
+def test_validate_does_not_import_tensorflow():
+  code = ('import sys; from cmt import config_tool; '
+          f'config_tool.main(["validate", "{helpers.BASELINE}"]); '
+          'sys.exit(int("tensorflow" in sys.modules))')
+  result = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                          text=True, check=False)
+  assert result.returncode == 0, result.stderr
+
+
+# (switches, paper's count in millions, tolerance). The location-only row
+# is 1.2% under the paper (see ClusteringMaskTransformerLayer's docstring).
+ROWS = {
+    'baseline': ((), 61.9, 0.005),
+    'clustering': (helpers.CLUSTERING, 61.9, 0.01),
+    'location': (helpers.LOCATION, 65.5, 0.02),
+    'decoder': (helpers.STRONGER_DECODER, 91.0, 0.01),
+    'clustering+decoder': (helpers.CLUSTERING + helpers.STRONGER_DECODER,
+                           91.0, 0.01),
+    'cmt_r50': (helpers.CLUSTERING + helpers.LOCATION +
+                helpers.STRONGER_DECODER, 94.9, 0.01),
+    'cmt_r104': (helpers.CLUSTERING + helpers.LOCATION +
+                 helpers.STRONGER_DECODER + helpers.R104, 135.2, 0.01),
+    'cmt_r104_rfn': (helpers.CLUSTERING + helpers.LOCATION +
+                     helpers.STRONGER_DECODER + helpers.R104 + helpers.RFN,
+                     270.3, 0.01),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('row', sorted(ROWS))
+def test_parameter_count_matches_the_paper(row):
+  switches, paper, tolerance = ROWS[row]
+  options = helpers.load(*switches)
+  count = builder.count_inference_params(
+      options, dataset_info_lib.COCO_PANOPTIC) / 1e6
+  assert abs(count - paper) / paper <= tolerance, (row, count, paper)
