@@ -82,41 +82,46 @@ def _solve(cost, batch_size, num_rows, num_cols):
   """Returns col4row [B, R] int32: the column assigned to each row."""
   inf = tf.constant(float('inf'), tf.float32)
 
+  col_ids = tf.range(num_cols, dtype=tf.int32)[tf.newaxis]  # [1, C]
+
   def shortest_path(cur_row, searching, u, v, row4col):
     """Dijkstra from `cur_row` [B] over reduced costs to a free column.
 
     Batch elements with `searching` False do nothing. Returns (sink [B],
-    min_val [B], shortest [B, C], path [B, C], scanned rows [B, R], scanned
-    columns [B, C]).
+    min_val [B], shortest [B, C], path [B, C], scanned columns [B, C]).
+    The rows scanned are `cur_row` and the owners of the scanned columns.
     """
-    def not_done(i, min_val, sink, shortest, path, sr, sc):
-      del i, min_val, shortest, path, sr, sc
+    # Ties for the closest column go to a free one, which ends the search
+    # sooner (this matters for integer costs), then to the lowest index:
+    # one min-reduction over col + C * (column taken).
+    tie_key = col_ids + tf.where(row4col < 0, 0, num_cols)
+
+    def not_done(i, min_val, sink, shortest, path, sc):
+      del i, min_val, shortest, path, sc
       return tf.reduce_any(sink < 0)
 
-    def step(i, min_val, sink, shortest, path, sr, sc):
+    def step(i, min_val, sink, shortest, path, sc):
       active = sink < 0
-      active_c = active[:, tf.newaxis]
-      sr = sr | (_one_hot_bool(i, num_rows) & active_c)
-      # Tentative distance to every column through row i.
+      # Tentative distance to every column through row i. Once an element
+      # has found its sink this only touches unscanned columns, which the
+      # dual update and the path flip never read.
       reduced = (min_val[:, tf.newaxis] + tf.gather(cost, i, batch_dims=1)
                  - tf.gather(u, i, batch_dims=1)[:, tf.newaxis] - v)
-      improve = (~sc) & (reduced < shortest) & active_c
+      improve = (~sc) & (reduced < shortest)
       shortest = tf.where(improve, reduced, shortest)
       path = tf.where(improve, i[:, tf.newaxis], path)
-      # Closest unscanned column; among ties a free one ends the search
-      # sooner (this matters for integer costs with many ties).
       unscanned = tf.where(sc, inf, shortest)
       lowest = tf.reduce_min(unscanned, axis=-1)
-      is_lowest = (~sc) & (unscanned == lowest[:, tf.newaxis])
-      lowest_free = is_lowest & (row4col < 0)
-      j = tf.where(tf.reduce_any(lowest_free, axis=-1),
-                   _first_true(lowest_free), _first_true(is_lowest))
-      row_of_j = tf.gather(row4col, j, batch_dims=1)
+      key = tf.reduce_min(
+          tf.where(unscanned == lowest[:, tf.newaxis], tie_key,
+                   2 * num_cols), axis=-1)
+      is_free = key < num_cols
+      j = tf.minimum(key % num_cols, num_cols - 1)
       min_val = tf.where(active, lowest, min_val)
-      sink = tf.where(active & (row_of_j < 0), j, sink)
-      i = tf.where(active & (row_of_j >= 0), row_of_j, i)
-      sc = sc | (_one_hot_bool(j, num_cols) & active_c)
-      return i, min_val, sink, shortest, path, sr, sc
+      sink = tf.where(active & is_free, j, sink)
+      i = tf.where(is_free, i, tf.gather(row4col, j, batch_dims=1))
+      sc = sc | ((col_ids == j[:, tf.newaxis]) & active[:, tf.newaxis])
+      return i, min_val, sink, shortest, path, sc
 
     init = (
         cur_row,
@@ -124,12 +129,11 @@ def _solve(cost, batch_size, num_rows, num_cols):
         tf.where(searching, -1, 0),
         tf.fill([batch_size, num_cols], inf),
         tf.fill([batch_size, num_cols], -1),
-        tf.zeros([batch_size, num_rows], tf.bool),
         tf.zeros([batch_size, num_cols], tf.bool),
     )
-    _, min_val, sink, shortest, path, sr, sc = tf.while_loop(
+    _, min_val, sink, shortest, path, sc = tf.while_loop(
         not_done, step, init)
-    return sink, min_val, shortest, path, sr, sc
+    return sink, min_val, shortest, path, sc
 
   def augment(cur_row, searching, sink, path, row4col, col4row):
     """Flips the alternating path ending at `sink` back to `cur_row`."""
@@ -159,14 +163,17 @@ def _solve(cost, batch_size, num_rows, num_cols):
     unassigned = col4row < 0
     searching = tf.reduce_any(unassigned, axis=-1)
     cur_row = _first_true(unassigned)
-    sink, min_val, shortest, path, sr, sc = shortest_path(
+    sink, min_val, shortest, path, sc = shortest_path(
         cur_row, searching, u, v, row4col)
     # Dual update keeps cost - u - v >= 0, with equality on the new matching.
     is_cur = _one_hot_bool(cur_row, num_rows) & searching[:, tf.newaxis]
-    shortest_of_row = tf.gather(shortest, tf.maximum(col4row, 0), batch_dims=1)
+    own_col = tf.maximum(col4row, 0)
+    scanned_row = (col4row >= 0) & tf.gather(sc, own_col, batch_dims=1)
     min_val_c = min_val[:, tf.newaxis]
     u += tf.where(is_cur, min_val_c,
-                  tf.where(sr, min_val_c - shortest_of_row, 0.0))
+                  tf.where(scanned_row,
+                           min_val_c - tf.gather(shortest, own_col,
+                                                 batch_dims=1), 0.0))
     v -= tf.where(sc, min_val_c - shortest, 0.0)
     row4col, col4row = augment(cur_row, searching, sink, path, row4col,
                                col4row)
