@@ -1,0 +1,73 @@
+"""Drop path, activations, resizing and mixed precision of the model."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from cmt import common
+from cmt.data import dataset_info as dataset_info_lib
+from cmt.model import builder
+from cmt.model.layers import norm_act
+from cmt.protos import model_pb2
+from tests.model import helpers
+
+BACKBONE = model_pb2.BackboneOptions
+
+
+def test_drop_path_schedules():
+  assert norm_act.drop_path_rate(0.2, BACKBONE.CONSTANT, 3) == 0.2
+  # LINEAR: 0 at the stem, the full rate at stage 5 (index 4 of 4).
+  assert norm_act.drop_path_rate(0.2, BACKBONE.LINEAR, 4) == pytest.approx(0.2)
+  assert norm_act.drop_path_rate(0.2, BACKBONE.LINEAR, 3) == pytest.approx(
+      0.15)
+  with pytest.raises(ValueError, match='drop_path_schedule'):
+    norm_act.drop_path_rate(0.2, BACKBONE.DROP_PATH_SCHEDULE_UNSPECIFIED, 3)
+  with pytest.raises(ValueError, match='drop_path_rate'):
+    norm_act.drop_path_rate(1.0, BACKBONE.LINEAR, 3)
+
+
+def test_drop_path_drops_whole_examples_and_keeps_the_mean():
+  tf.random.set_seed(0)
+  x = tf.ones([4000, 2, 3])
+  y = norm_act.maybe_drop_path(x, 0.25, training=True).numpy()
+  per_example = y.reshape(4000, -1)
+  # Each example is either dropped or scaled by 1 / keep as a whole.
+  values = np.unique(per_example)
+  assert len(values) == 2
+  np.testing.assert_allclose(values, [0.0, 1 / 0.75], rtol=1e-6)
+  assert (per_example.min(1) == per_example.max(1)).all()
+  assert abs(y.mean() - 1.0) < 0.05
+  np.testing.assert_array_equal(
+      norm_act.maybe_drop_path(x, 0.25, training=False).numpy(), x.numpy())
+
+
+def test_activation_from_config():
+  x = tf.constant([-1.0, 0.5])
+  np.testing.assert_allclose(norm_act.get_activation(model_pb2.RELU)(x),
+                             [0.0, 0.5])
+  np.testing.assert_allclose(norm_act.get_activation(model_pb2.GELU)(x),
+                             [-0.158655, 0.345731], rtol=1e-5)
+  with pytest.raises(ValueError, match='activation'):
+    norm_act.get_activation(model_pb2.ACTIVATION_UNSPECIFIED)
+
+
+def test_resize_align_corners_maps_grid_points_exactly():
+  x = tf.reshape(tf.range(9, dtype=tf.float32), [1, 3, 3, 1])
+  y = norm_act.resize_align_corners(x, [5, 5]).numpy()[0, :, :, 0]
+  np.testing.assert_allclose(y[::2, ::2], x.numpy()[0, :, :, 0])
+
+
+def test_mixed_bfloat16_outputs_are_float32():
+  tf_keras.mixed_precision.set_global_policy('mixed_bfloat16')
+  try:
+    options = helpers.load(*helpers.TINY, *helpers.CLUSTERING,
+                           *helpers.LOCATION)
+    model = builder.build_model(options, dataset_info_lib.COCO_PANOPTIC)
+    outputs = model(tf.zeros([1, 33, 33, 3]), training=True)
+  finally:
+    tf_keras.mixed_precision.set_global_policy('float32')
+  for value in tf.nest.flatten(outputs):
+    assert value.dtype == tf.float32
+    assert np.isfinite(value.numpy()).all()
+  assert outputs[common.MASK_LOGITS].shape == (1, 9, 9, 8)
