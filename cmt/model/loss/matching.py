@@ -6,15 +6,19 @@
 
 for a batch of [R, C] cost matrices with R <= C, by the shortest augmenting
 path method (Jonker & Volgenant 1987; Crouse 2016, the algorithm behind
-`scipy.optimize.linear_sum_assignment`). Rows are added one at a time; for
-each new row a Dijkstra search over reduced costs `cost - u - v` finds the
-cheapest alternating path to a free column, the dual potentials u, v are
-updated to keep reduced costs non-negative, and the path is flipped.
+`scipy.optimize.linear_sum_assignment`). A few rounds of parallel
+zero-epsilon bidding (JV's augmenting row reduction, all free rows at once)
+first assign most rows cheaply with feasible dual potentials u, v. Then each
+row still free is added in turn: a Dijkstra search over reduced costs
+`cost - u - v` finds the cheapest alternating path to a free column, u and
+v are updated to keep reduced costs non-negative (zero on the matching, v = 0
+on free columns), and the path is flipped. The result is an optimal
+assignment, as scipy's; among equal-cost optima it may pick another.
 
-Everything is vectorised over the batch and over columns; the three nested
-loops (rows, Dijkstra steps, path flip) are `tf.while_loop`s with static
-shapes, so the function compiles with `tf.function(jit_compile=True)`. A
-batch element whose search has finished idles (its state is frozen with
+Everything is vectorised over the batch and over columns; the loops
+(bidding rounds, rows, Dijkstra steps, path flip) are `tf.while_loop`s with
+static shapes, so the function compiles with `tf.function(jit_compile=True)`.
+A batch element whose search has finished idles (its state is frozen with
 `tf.where`) until the slowest element of the batch is done.
 """
 
