@@ -110,7 +110,7 @@ class TableEntry:
     }
 
 
-def _model_key(experiment: config_pb2.ExperimentOptions) -> bytes:
+def model_key(experiment: config_pb2.ExperimentOptions) -> bytes:
   """What a parameter count depends on: the model options (less the
   checkpoint to start from) and the dataset (its class count)."""
   model = config_pb2.ExperimentOptions()
@@ -137,7 +137,7 @@ def count_params(configs: Sequence[str],
   distinct = list(dict.fromkeys(configs))
   for index, relative_path in enumerate(distinct, start=1):
     experiment = options[relative_path]
-    key = _model_key(experiment)
+    key = model_key(experiment)
     prefix = f'[{index}/{len(distinct)}] {relative_path}:'
     if key in by_model:
       counts[relative_path] = counts[by_model[key]]

@@ -16,33 +16,23 @@ from cmt.data import dataset_info as dataset_info_lib
 from cmt.evaluation import paper_table_rows
 from cmt.evaluation import paper_tables
 from tests.configs.test_paper_configs import CONFIGS
+from tests.model import helpers
 
 CROP = 33  # 4k + 1: logits at stride 4 are 9 x 9.
 
-TINY = (
-    'model_options.backbone.width_multiplier=0.0625',
-    'model_options.backbone.num_blocks=1,1,1,1',
-    'model_options.transformer.num_cluster_centers=8',
-    'model_options.transformer.memory_channels=16',
-    'model_options.transformer.num_heads=2',
-    'model_options.transformer.feed_forward_channels=16',
-    'model_options.heads.pixel_space_head_channels=16',
-    'model_options.heads.pixel_space_output_channels=8',
-    'model_options.heads.res3_projection_channels=8',
-    'model_options.heads.res2_projection_channels=8',
-    'model_options.heads.semantic_head_channels=16',
+# The model tests' narrow widths, plus one block per decoder stage.
+TINY = helpers.TINY + (
     'model_options.decoder.transformer_stages[0].num_blocks=1',
     'model_options.decoder.transformer_stages[1].num_blocks=1',
 )
 
 
 def _model_rows():
-  """One row per distinct model (the model_options that matter)."""
+  """One row per distinct model (as `cmt-paper-tables --params` counts)."""
   found = {}
   for row in paper_table_rows.ROWS:
-    options = paper_tables.load_experiment(CONFIGS, row.config).model_options
-    options.ClearField('initial_checkpoint')
-    found.setdefault(options.SerializeToString(deterministic=True), row)
+    options = paper_tables.load_experiment(CONFIGS, row.config)
+    found.setdefault(paper_tables.model_key(options), row)
   return list(found.values())
 
 
