@@ -217,16 +217,23 @@ def _bidding_rounds(cost, batch_size, num_rows, num_cols,
   if num_cols < 2:  # No second-best column to bid against.
     return u, v, row4col, col4row
 
-  row_ids = tf.range(num_rows, dtype=tf.int32)[tf.newaxis]
+  row_ids = tf.range(num_rows, dtype=tf.int32)[tf.newaxis]  # [1, R]
+  rotated_col = (tf.range(num_cols, dtype=tf.int32)[tf.newaxis]
+                 - tf.transpose(row_ids)) % num_cols  # [R, C]
 
   def bid(round_index, num_free, u, v, row4col, col4row):
     del num_free
     free = col4row < 0
     reduced = cost - v[:, tf.newaxis, :]
     best = tf.reduce_min(reduced, axis=-1)
-    is_best = reduced == best[..., tf.newaxis]
-    best_col = _first_true(is_best)
-    is_best &= _one_hot_bool(best_col, num_cols)  # One column per row.
+    # Among tied best columns row i takes the first at or after column i
+    # (cyclically), so rows with equal costs (e.g. padded ground truth) bid
+    # for different columns instead of all for the first one.
+    rotated = tf.reduce_min(
+        tf.where(reduced == best[..., tf.newaxis], rotated_col, num_cols),
+        axis=-1)
+    best_col = (rotated + row_ids) % num_cols
+    is_best = _one_hot_bool(best_col, num_cols)
     second = tf.reduce_min(tf.where(is_best, inf, reduced), axis=-1)
     offers = tf.where(is_best & free[..., tf.newaxis],
                       (second - best)[..., tf.newaxis], -1.0)  # [B, R, C]
