@@ -40,6 +40,9 @@ class Predictor:
   the dataset it predicts."""
   serve: Callable
   dataset_info: object  # cmt.data.dataset_info.DatasetInfo
+  # Keeps the object `serve` is a method of alive (tf.function methods hold
+  # their instance weakly).
+  owner: object = None
 
   def __call__(self, image: np.ndarray) -> dict:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -75,7 +78,8 @@ def load_saved_model(path: str) -> Predictor:
       raise ValueError(f'--model={path}: no {name!r} signature; export it '
                        'with cmt-export')
   return Predictor(signatures[export.SERVING_SIGNATURE],
-                   dataset_info_of(signatures[export.METADATA_SIGNATURE]()))
+                   dataset_info_of(signatures[export.METADATA_SIGNATURE]()),
+                   owner=loaded)
 
 
 def load_checkpoint(args) -> Predictor:
@@ -83,7 +87,7 @@ def load_checkpoint(args) -> Predictor:
   from cmt import export  # pylint: disable=g-import-not-at-top
   inference = export.build_inference(export.load_options(args),
                                      args.checkpoint_path)
-  return Predictor(inference.serve, inference.dataset_info)
+  return Predictor(inference.serve, inference.dataset_info, owner=inference)
 
 
 def list_inputs(spec: str) -> list[str]:

@@ -33,10 +33,11 @@ def nearest_upsample(label_map: np.ndarray, size: Sequence[int]) -> np.ndarray:
   """[h, w, ...] -> [H, W, ...] nearest with aligned corners (the stride-4 /
   stride-16 grids of the model sit on pixel centres of a 4k + 1 crop)."""
   height, width = label_map.shape[:2]
-  rows = np.round(np.arange(size[0]) * (height - 1) /
-                  max(size[0] - 1, 1)).astype(int)
-  cols = np.round(np.arange(size[1]) * (width - 1) /
-                  max(size[1] - 1, 1)).astype(int)
+  # Rounds halves up, as TensorFlow's resize does.
+  rows = np.floor(np.arange(size[0]) * (height - 1) / max(size[0] - 1, 1)
+                  + 0.5).astype(int)
+  cols = np.floor(np.arange(size[1]) * (width - 1) / max(size[1] - 1, 1)
+                  + 0.5).astype(int)
   return label_map[rows][:, cols]
 
 
