@@ -35,6 +35,13 @@ class CMTDeepLab(tf_keras.Model):
     super().__init__(name=name)
     self._options = model_options
     stacks = 2 if model_options.recursive_feature_network else 1
+    if stacks == 2 and (
+        model_options.decoder.high_resolution_output_stride != 4):
+      raise ValueError(
+          'model_options.recursive_feature_network connects the stride-4 '
+          'features of the two stacks; it needs '
+          'model_options.decoder.high_resolution_output_stride=4, got '
+          f'{model_options.decoder.high_resolution_output_stride}')
     self.encoders = [encoder_lib.Encoder(model_options, norm,
                                          name=f'encoder{i + 1}')
                      for i in range(stacks)]

@@ -162,6 +162,22 @@ def test_bad_options_name_the_field(override, field):
     builder.build_and_initialise(options, INFO, crop_size=33)
 
 
+def test_rfn_needs_stride_four_features():
+  options = helpers.load(
+      *helpers.TINY, *helpers.RFN,
+      'model_options.decoder.high_resolution_output_stride=8', check=False)
+  with pytest.raises(ValueError, match='high_resolution_output_stride=4'):
+    builder.build_model(options, INFO)
+
+
+def test_decoder_to_stride_eight_without_rfn():
+  options = helpers.load(
+      *helpers.TINY, 'model_options.decoder.high_resolution_output_stride=8',
+      check=False)
+  _, outputs = _forward(options, 33, 1, jit_compile=False)
+  assert outputs[common.MASK_LOGITS].shape == (1, 5, 5, 8)
+
+
 @pytest.mark.slow
 def test_full_max_deeplab_s_forward_at_641_under_xla():
   options = helpers.load()
