@@ -7,12 +7,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class PQStyleLossOptions(_message.Message):
-    __slots__ = ("weight", "alpha")
+    __slots__ = ("weight", "alpha", "unmatched_weight")
+    class UnmatchedWeight(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        UNMATCHED_WEIGHT_UNSPECIFIED: _ClassVar[PQStyleLossOptions.UnmatchedWeight]
+        CONSTANT: _ClassVar[PQStyleLossOptions.UnmatchedWeight]
+        VOID_RATIO: _ClassVar[PQStyleLossOptions.UnmatchedWeight]
+    UNMATCHED_WEIGHT_UNSPECIFIED: PQStyleLossOptions.UnmatchedWeight
+    CONSTANT: PQStyleLossOptions.UnmatchedWeight
+    VOID_RATIO: PQStyleLossOptions.UnmatchedWeight
     WEIGHT_FIELD_NUMBER: _ClassVar[int]
     ALPHA_FIELD_NUMBER: _ClassVar[int]
+    UNMATCHED_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     weight: float
     alpha: float
-    def __init__(self, weight: _Optional[float] = ..., alpha: _Optional[float] = ...) -> None: ...
+    unmatched_weight: PQStyleLossOptions.UnmatchedWeight
+    def __init__(self, weight: _Optional[float] = ..., alpha: _Optional[float] = ..., unmatched_weight: _Optional[_Union[PQStyleLossOptions.UnmatchedWeight, str]] = ...) -> None: ...
 
 class WeightedLossOptions(_message.Message):
     __slots__ = ("weight",)

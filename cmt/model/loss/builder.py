@@ -39,6 +39,7 @@ LossFn = Callable[[dict, dict], dict]
 
 _OPTIONS_PATH = 'trainer_options.loss_options'
 _InstanceDiscrimination = trainer_pb2.InstanceDiscriminationOptions
+_PQStyle = trainer_pb2.PQStyleLossOptions
 
 LOSS_NAMES = (common.LOSS_PQ_STYLE, common.LOSS_MASK_ID,
               common.LOSS_INSTANCE_DISCRIMINATION, common.LOSS_SEMANTIC,
@@ -50,6 +51,7 @@ class LossSettings:
   """The validated contents of `LossOptions`."""
   pq_style_weight: float
   pq_style_alpha: float
+  pq_style_void_ratio_weight: bool
   mask_id_weight: float
   instance_discrimination_weight: float
   instance_discrimination_type: int
@@ -77,6 +79,9 @@ def parse_loss_options(loss_options: trainer_pb2.LossOptions) -> LossSettings:
   pq = loss_options.pq_style_loss
   _check(0.0 <= pq.alpha <= 1.0, 'pq_style_loss.alpha', pq.alpha,
          'must be in [0, 1]')
+  _check(pq.unmatched_weight != _PQStyle.UNMATCHED_WEIGHT_UNSPECIFIED,
+         'pq_style_loss.unmatched_weight', 'UNMATCHED_WEIGHT_UNSPECIFIED',
+         'choose CONSTANT or VOID_RATIO')
   discrimination = loss_options.instance_discrimination_loss
   field = 'instance_discrimination_loss'
   _check(discrimination.type != _InstanceDiscrimination.TYPE_UNSPECIFIED,
@@ -94,6 +99,7 @@ def parse_loss_options(loss_options: trainer_pb2.LossOptions) -> LossSettings:
   return LossSettings(
       pq_style_weight=_weight(pq.weight, 'pq_style_loss.weight'),
       pq_style_alpha=float(pq.alpha),
+      pq_style_void_ratio_weight=pq.unmatched_weight == _PQStyle.VOID_RATIO,
       mask_id_weight=_weight(loss_options.mask_id_cross_entropy_loss.weight,
                              'mask_id_cross_entropy_loss.weight'),
       instance_discrimination_weight=_weight(discrimination.weight,
@@ -169,7 +175,7 @@ class PanopticLoss:
         if s.pq_style_weight > 0:
           per_image[common.LOSS_PQ_STYLE].append(pq_style.pq_style_loss(
               matching, targets, layer_mask_logits, layer_class_logits,
-              s.pq_style_alpha))
+              s.pq_style_alpha, s.pq_style_void_ratio_weight))
         if s.mask_id_weight > 0:
           per_image[common.LOSS_MASK_ID].append(
               cross_entropy.mask_id_cross_entropy(matching, targets,

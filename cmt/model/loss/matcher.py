@@ -34,11 +34,14 @@ class Matching:
   dice: [B, K] float32 dice similarity of each matched pair (no gradient).
   class_prob: [B, K] float32 predicted probability of the mask's class for
     its matched slot (no gradient).
+  void_ratio: [B, N] float32 share of each slot's predicted mask on
+    unlabelled pixels (no gradient).
   """
   assignment: tf.Tensor
   matched: tf.Tensor
   dice: tf.Tensor
   class_prob: tf.Tensor
+  void_ratio: tf.Tensor
 
   @property
   def slot_matched(self) -> tf.Tensor:
@@ -106,8 +109,12 @@ def match(targets: gt_lib.MaskTargets, mask_logits: tf.Tensor,
   valid = targets.valid[..., tf.newaxis]
   cost = -dice * class_prob * valid  # Invalid rows: constant 0.
   assignment = tf.cast(matching.hungarian_match(cost), tf.float32) * valid
+  unlabelled = (1.0 - targets.labelled)[..., tf.newaxis]
+  void_ratio = tf.reduce_sum(slot_probs * unlabelled, axis=1) / (
+      tf.reduce_sum(slot_probs, axis=1) + _DICE_EPSILON)
   return Matching(
       assignment=assignment,
       matched=targets.valid,
       dice=tf.reduce_sum(dice * assignment, axis=-1),
-      class_prob=tf.reduce_sum(class_prob * assignment, axis=-1))
+      class_prob=tf.reduce_sum(class_prob * assignment, axis=-1),
+      void_ratio=void_ratio)

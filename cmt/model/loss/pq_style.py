@@ -4,10 +4,12 @@ For slot n matched to ground-truth mask k (class c_k), with the stop-gradient
 matched dice d_k and class probability p_k from the matching:
 
   class term = 1/N [ sum_matched alpha d_k CE(class logits_n, c_k)
-                   + sum_unmatched (1 - alpha) CE(class logits_n, void) ]
+                   + sum_unmatched (1 - alpha) w_n CE(class logits_n, void) ]
   mask term  = alpha/N sum_matched p_k (1 - Dice(m^_n, m_k))
 
-Unmatched predictions are pushed to the void class (index 0). The dice loss
+Unmatched predictions are pushed to the void class (index 0) with weight
+w_n = 1 (MaX-DeepLab's Eq. 9) or, as DeepLab2 implements it, the share of
+the slot's predicted mask on void pixels (`void_ratio`). The dice loss
 is computed on labelled pixels with smoothing 1 (V-Net), on masks
 softmax_N(mask logits). Both terms are divided by the number of slots N so
 that alpha balances them under one normaliser.
@@ -24,8 +26,13 @@ _MIN_WEIGHT = 1e-5
 
 
 def class_term(matching: matcher.Matching, targets: gt_lib.MaskTargets,
-               class_logits: tf.Tensor, alpha: float) -> tf.Tensor:
-  """[B] class term: matched slots to their mask's class, the rest to void."""
+               class_logits: tf.Tensor, alpha: float,
+               void_ratio_weight: bool = False) -> tf.Tensor:
+  """[B] class term: matched slots to their mask's class, the rest to void.
+
+  With `void_ratio_weight` an unmatched slot's term is weighted by the
+  share of its mask on void pixels, else by 1.
+  """
   num_slots = class_logits.shape[1]
   slot_matched = matching.slot_matched
   slot_class = tf.cast(tf.round(matching.to_slots(targets.mask_class)),
@@ -34,8 +41,10 @@ def class_term(matching: matcher.Matching, targets: gt_lib.MaskTargets,
   cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(
       labels=slot_class, logits=tf.cast(class_logits, tf.float32))
   slot_dice = matching.to_slots(tf.maximum(matching.dice, _MIN_WEIGHT))
+  unmatched_weight = (tf.maximum(matching.void_ratio, _MIN_WEIGHT)
+                      if void_ratio_weight else 1.0)
   weight = slot_matched * alpha * slot_dice + (1.0 - slot_matched) * (
-      1.0 - alpha)
+      1.0 - alpha) * unmatched_weight
   return tf.reduce_sum(weight * cross_entropy, axis=-1) / num_slots
 
 
@@ -61,7 +70,8 @@ def mask_term(matching: matcher.Matching, targets: gt_lib.MaskTargets,
 
 def pq_style_loss(matching: matcher.Matching, targets: gt_lib.MaskTargets,
                   mask_logits: tf.Tensor, class_logits: tf.Tensor,
-                  alpha: float) -> tf.Tensor:
+                  alpha: float, void_ratio_weight: bool = False) -> tf.Tensor:
   """[B] PQ-style loss, class term plus mask term."""
-  return (class_term(matching, targets, class_logits, alpha)
+  return (class_term(matching, targets, class_logits, alpha,
+                     void_ratio_weight)
           + mask_term(matching, targets, mask_logits, alpha))

@@ -35,12 +35,19 @@ def match(mask_id, mask_class, valid, mask_logits, class_logits):
           {ks[r]: prob[r, c] for r, c in zip(rows, cols)})
 
 
+def void_ratio(mask_id, mask_logits):
+  """[N] share of each slot's mask probability on unlabelled pixels."""
+  probs = softmax(mask_logits)
+  return (probs * (mask_id < 0)[:, None]).sum(0) / (probs.sum(0) + 1e-5)
+
+
 def cross_entropy(logits, target):
   return -np.log(softmax(logits)[target])
 
 
 def pq_style(assign, dice, prob, mask_id, mask_class, mask_logits,
-             class_logits, alpha):
+             class_logits, alpha, void_ratio=None):
+  """void_ratio [N]: weights of the unmatched slots (default 1)."""
   num_slots = mask_logits.shape[1]
   class_term = 0.0
   slot_to_mask = {n: k for k, n in assign.items()}
@@ -50,7 +57,8 @@ def pq_style(assign, dice, prob, mask_id, mask_class, mask_logits,
       class_term += alpha * max(dice[k], 1e-5) * cross_entropy(
           class_logits[n], mask_class[k])
     else:
-      class_term += (1 - alpha) * cross_entropy(class_logits[n], 0)
+      weight = 1.0 if void_ratio is None else max(void_ratio[n], 1e-5)
+      class_term += (1 - alpha) * weight * cross_entropy(class_logits[n], 0)
   probs = softmax(mask_logits) * (mask_id >= 0)[:, None]
   mask_term = 0.0
   for k, n in assign.items():

@@ -28,7 +28,7 @@ def _at_output(gt, height):
 
 
 def _reference_losses(gt, outputs, discrimination, temperature=0.3,
-                      alpha=0.75, aux=()):
+                      alpha=0.75, aux=(), void_ratio_weight=False):
   """Per-loss batch means of the numpy references (A = all pixels)."""
   height = outputs[common.MASK_LOGITS].shape[1]
   mask_id, semantic = _at_output(gt, height)
@@ -45,11 +45,15 @@ def _reference_losses(gt, outputs, discrimination, temperature=0.3,
     assign, dice, prob = reference.match(
         mask_id[b], classes, valid, flat(outputs[common.MASK_LOGITS], height),
         outputs[common.CLASS_LOGITS][b])
+    void_ratio = (reference.void_ratio(
+        mask_id[b], flat(outputs[common.MASK_LOGITS], height))
+                  if void_ratio_weight else None)
     pq = mask_ce = approx = 0.0
     for layer, layer_mask_id, h in layers:
       logits = flat(layer[common.MASK_LOGITS], h)
       pq += reference.pq_style(assign, dice, prob, layer_mask_id, classes,
-                               logits, layer[common.CLASS_LOGITS][b], alpha)
+                               logits, layer[common.CLASS_LOGITS][b], alpha,
+                               void_ratio)
       mask_ce += reference.mask_id_cross_entropy(assign, layer_mask_id, logits)
       approx += reference.mask_approximation(
           assign, mask_id[b], height, height,
@@ -70,11 +74,16 @@ def _reference_losses(gt, outputs, discrimination, temperature=0.3,
   return {name: float(np.mean(v)) for name, v in totals.items()}
 
 
-def _check(gt, outputs, discrimination=_TYPES.PIXEL_CONTRASTIVE, **kwargs):
-  options = toy.options(**_ALL, discrimination=discrimination)
+def _check(gt, outputs, discrimination=_TYPES.PIXEL_CONTRASTIVE,
+           void_ratio_weight=False, **kwargs):
+  unmatched = (trainer_pb2.PQStyleLossOptions.VOID_RATIO if void_ratio_weight
+               else trainer_pb2.PQStyleLossOptions.CONSTANT)
+  options = toy.options(**_ALL, discrimination=discrimination,
+                        unmatched_weight=unmatched)
   losses = builder.build_loss(options, toy.DATASET)(gt, outputs)
   losses = {k: float(v) for k, v in losses.items()}
-  expected = _reference_losses(gt, outputs, discrimination, **kwargs)
+  expected = _reference_losses(gt, outputs, discrimination,
+                               void_ratio_weight=void_ratio_weight, **kwargs)
   for name in builder.LOSS_NAMES:
     assert np.isfinite(losses[name]), name
     assert losses[name] == pytest.approx(expected[name], rel=2e-4,
@@ -190,6 +199,7 @@ def test_deep_supervision_reuses_the_final_matching():
          common.REFERENCE_POINTS: rng.random((2, 8, 5, 2)).astype(np.float32)}
   outputs[common.AUX_OUTPUTS] = (aux,)
   _check(gt, outputs, aux=(aux,))
+  _check(gt, outputs, aux=(aux,), void_ratio_weight=True)
   # Without deep supervision the auxiliary output is ignored.
   without = builder.build_loss(toy.options(**_ALL, deep_supervision=False),
                                toy.DATASET)(gt, outputs)
@@ -217,6 +227,7 @@ def test_strided_downsample_takes_every_stride_th_pixel():
 @pytest.mark.parametrize('field,value,message', [
     ('pq_style_loss.weight', -1.0, 'finite number >= 0'),
     ('pq_style_loss.alpha', 1.5, r'in \[0, 1\]'),
+    ('pq_style_loss.unmatched_weight', 0, 'CONSTANT or VOID_RATIO'),
     ('mask_id_cross_entropy_loss.weight', float('nan'), 'finite'),
     ('instance_discrimination_loss.weight', -0.1, '>= 0'),
     ('instance_discrimination_loss.type', 0, 'MASK_CENTER or'),
@@ -245,7 +256,9 @@ def test_every_loss_option_changes_the_result():
   base = dict(_ALL, sample_count=20, sample_temperature=1.5)
   changes = {
       'pq_style': 1.0, 'mask_id': 1.0, 'instance': 2.0, 'semantic': 2.0,
-      'mask_approximation': 2.0, 'alpha': 0.5, 'temperature': 0.7,
+      'mask_approximation': 2.0, 'alpha': 0.5,
+      'unmatched_weight': trainer_pb2.PQStyleLossOptions.VOID_RATIO,
+      'temperature': 0.7,
       'discrimination': _TYPES.MASK_CENTER, 'sample_count': 40,
       'sample_temperature': 4.0, 'deep_supervision': False}
 
@@ -260,7 +273,7 @@ def test_every_loss_option_changes_the_result():
   for field, value in changes.items():
     assert not np.allclose(run(**dict(base, **{field: value})),
                            reference_run), field
-  covered = {'pq_style_loss': ('weight', 'alpha'),
+  covered = {'pq_style_loss': ('weight', 'alpha', 'unmatched_weight'),
              'mask_id_cross_entropy_loss': ('weight',),
              'instance_discrimination_loss': (
                  'weight', 'type', 'temperature', 'sample_count',

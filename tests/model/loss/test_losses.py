@@ -59,6 +59,24 @@ def test_pq_style_loss_by_hand():
       losses[common.LOSS_PQ_STYLE])
 
 
+def test_pq_style_void_ratio_weight_by_hand():
+  gt, outputs = _two_pixel_case()
+  alpha = 0.75
+  # Slot 1 (unmatched) has half its mask, 0.5 of 1.0, on the void pixel:
+  # its push to void is weighted by 0.5 instead of 1.
+  dice = 0.5 / (0.75 + 1e-5)
+  void_ratio = 0.5 / (1.0 + 1e-5)
+  class_term = (alpha * dice * -math.log(0.5)
+                + (1 - alpha) * void_ratio * -math.log(0.25)) / 2
+  mask_term = alpha / 2 * 0.5 * (1 - 2.0 / 2.5)
+  losses = _losses(toy.options(
+      pq_style=1.0, alpha=alpha,
+      unmatched_weight=trainer_pb2.PQStyleLossOptions.VOID_RATIO),
+                   gt, outputs)
+  assert losses[common.LOSS_PQ_STYLE] == pytest.approx(
+      class_term + mask_term, rel=1e-5)
+
+
 def test_mask_id_cross_entropy_by_hand():
   gt, outputs = _two_pixel_case()
   outputs[common.MASK_LOGITS] = np.array([[[[1.0, 0.0], [0.0, 9.0]]]],

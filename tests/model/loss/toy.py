@@ -64,7 +64,9 @@ def random_case(rng, batch=2, crop=17, num_masks=6, num_slots=8,
 
 
 def options(pq_style=0.0, mask_id=0.0, instance=0.0, semantic=0.0,
-            mask_approximation=0.0, alpha=0.75, temperature=0.3,
+            mask_approximation=0.0, alpha=0.75,
+            unmatched_weight=trainer_pb2.PQStyleLossOptions.CONSTANT,
+            temperature=0.3,
             discrimination=trainer_pb2.InstanceDiscriminationOptions
             .PIXEL_CONTRASTIVE, sample_count=4096, sample_temperature=1.5,
             deep_supervision=True):
@@ -73,6 +75,7 @@ def options(pq_style=0.0, mask_id=0.0, instance=0.0, semantic=0.0,
   loss = experiment.trainer_options.loss_options
   loss.pq_style_loss.weight = pq_style
   loss.pq_style_loss.alpha = alpha
+  loss.pq_style_loss.unmatched_weight = unmatched_weight
   loss.mask_id_cross_entropy_loss.weight = mask_id
   loss.instance_discrimination_loss.weight = instance
   loss.instance_discrimination_loss.type = discrimination
