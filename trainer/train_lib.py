@@ -173,7 +173,7 @@ def build_run(mode: str, options: config_pb2.ExperimentOptions,
     train_data = strategy.distribute_datasets_from_function(
         lambda context: builders.build_dataset(
             options.train_dataset_options, dataset_info, is_training=True,
-            input_context=context))
+            input_context=context).map(trainer_lib.numeric_features))
     loss_fn = builders.build_loss(options, dataset_info)
     trainer = trainer_lib.CMTTrainer(options, strategy, model, loss_fn,
                                      optimizer, train_data, jit_compile)

@@ -33,6 +33,13 @@ LOSS_NAMES = (common.LOSS_PQ_STYLE, common.LOSS_MASK_ID,
               L2_REGULARIZATION)
 
 
+def numeric_features(batch: Mapping) -> dict:
+  """The batch without string features (image names): TPU infeed and XLA
+  take numbers only, and the model and loss need none of them."""
+  return {key: value for key, value in batch.items()
+          if value.dtype != tf.string}
+
+
 class NonFiniteLossError(FloatingPointError):
   """Raised when a loss went NaN or infinite (stop_on_nonfinite_loss)."""
 
