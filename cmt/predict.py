@@ -188,18 +188,13 @@ def predict_files(predictor: Predictor, paths: Sequence[str],
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+  os.environ.setdefault('CUDA_VISIBLE_DEVICES', '')  # runs on CPU
+  from cmt import export  # pylint: disable=g-import-not-at-top
   parser = argparse.ArgumentParser(
       prog='cmt-predict', description=__doc__,
       formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--model', help='SavedModel written by cmt-export')
-  parser.add_argument('--config_file', help='experiment textproto (instead '
-                      'of --model, with --checkpoint_path)')
-  parser.add_argument('--checkpoint_path',
-                      help='checkpoint prefix or model_dir (its latest)')
-  parser.add_argument('--param', action='append', default=[],
-                      help='NAME=VALUE for a ${NAME} placeholder')
-  parser.add_argument('--override', action='append', default=[],
-                      help='field.path=value on top of the config')
+  export.add_model_flags(parser, required=False)
   parser.add_argument('--input', required=True, help='IMAGE, DIR or GLOB')
   parser.add_argument('--output_dir', required=True)
   parser.add_argument('--no_progress', action='store_true',
@@ -210,7 +205,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                  '--checkpoint_path)')
   if args.config_file and not args.checkpoint_path:
     parser.error('--config_file needs --checkpoint_path')
-  os.environ.setdefault('CUDA_VISIBLE_DEVICES', '')  # runs on CPU
   try:
     paths = list_inputs(args.input)
     predictor = (load_saved_model(args.model) if args.model
