@@ -183,3 +183,21 @@ def test_full_max_deeplab_s_forward_at_641_under_xla():
   options = helpers.load()
   _, outputs = _forward(options, 641, 1)
   _check_common_outputs(outputs, options, 641, 1)
+
+
+def test_every_trainable_variable_gets_a_gradient():
+  options = helpers.load(
+      *helpers.TINY, *helpers.CLUSTERING, *helpers.LOCATION,
+      *helpers.STRONGER_DECODER, *helpers.RFN,
+      'model_options.decoder.transformer_stages[0].num_blocks=1',
+      'model_options.decoder.transformer_stages[1].num_blocks=1')
+  model = builder.build_model(options, INFO)
+  images = tf.random.uniform([2, 33, 33, 3], 0, 255, seed=1)
+  with tf.GradientTape() as tape:
+    outputs = model(images, training=True)
+    loss = tf.add_n([tf.reduce_mean(tf.square(v))
+                     for v in tf.nest.flatten(outputs)])
+  gradients = tape.gradient(loss, model.trainable_variables)
+  missing = [v.name for v, g in zip(model.trainable_variables, gradients)
+             if g is None]
+  assert not missing
