@@ -135,15 +135,15 @@ class PanopticLoss:
   def _check_class_logits(self, class_logits: tf.Tensor, where: str):
     if class_logits.shape[-1] != self.num_classes + 1:
       raise ValueError(
-          f'{where}{common.CLASS_LOGITS} has {class_logits.shape[-1]} '
+          f'{where}: {common.CLASS_LOGITS} has {class_logits.shape[-1]} '
           f'classes; the dataset has {self.num_classes} + void')
 
   def _layers(self, outputs: dict) -> list[tuple[str, dict]]:
     """The final output and, with deep supervision, the auxiliary ones."""
-    layers = [('', outputs)]
+    layers = [('model outputs', outputs)]
     if self.settings.deep_supervision:
       for index, layer in enumerate(outputs.get(common.AUX_OUTPUTS, ())):
-        layers.append((f'{common.AUX_OUTPUTS}[{index}].', layer))
+        layers.append((f'{common.AUX_OUTPUTS}[{index}]', layer))
     return layers
 
   def __call__(self, ground_truth: dict, outputs: dict) -> dict:
@@ -162,14 +162,15 @@ class PanopticLoss:
     if needs_matching:
       mask_logits = _require(outputs, common.MASK_LOGITS, 'the matching')
       class_logits = _require(outputs, common.CLASS_LOGITS, 'the matching')
+      self._check_class_logits(class_logits, 'model outputs')
       final_targets = targets_for(*mask_logits.shape[1:3])
       matching = matcher.match(final_targets, mask_logits, class_logits)
       geometry: Optional[mask_approximation.MaskGeometry] = None
       for where, layer in self._layers(outputs):
         layer_mask_logits = _require(layer, common.MASK_LOGITS,
-                                     'deep supervision', where or 'outputs')
+                                     'the PQ-style and mask-ID losses', where)
         layer_class_logits = _require(layer, common.CLASS_LOGITS,
-                                      'deep supervision', where or 'outputs')
+                                      'the PQ-style loss', where)
         self._check_class_logits(layer_class_logits, where)
         targets = targets_for(*layer_mask_logits.shape[1:3])
         if s.pq_style_weight > 0:

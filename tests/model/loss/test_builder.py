@@ -288,3 +288,20 @@ def test_every_loss_option_changes_the_result():
     else:
       assert {f.name for f in field.message_type.fields} == set(
           covered[field.name]), field.name
+
+
+def test_missing_or_misshapen_outputs_are_named():
+  gt, outputs = toy.random_case(np.random.default_rng(11))
+  loss_fn = builder.build_loss(toy.options(**_ALL), toy.DATASET)
+  without_features = {k: v for k, v in outputs.items()
+                      if k != common.PIXEL_FEATURES}
+  with pytest.raises(ValueError, match='pixel_features.*instance_disc'):
+    loss_fn(gt, without_features)
+  broken_aux = dict(outputs, **{common.AUX_OUTPUTS: (
+      {common.MASK_LOGITS: outputs[common.MASK_LOGITS]},)})
+  with pytest.raises(ValueError, match=r'aux_outputs\[0\].*class_logits'):
+    loss_fn(gt, broken_aux)
+  wrong_classes = dict(outputs, **{
+      common.CLASS_LOGITS: outputs[common.CLASS_LOGITS][..., :3]})
+  with pytest.raises(ValueError, match='3 classes; the dataset has 3 \\+ void'):
+    loss_fn(gt, wrong_classes)
