@@ -189,6 +189,16 @@ def test_compiles_under_xla_with_deep_supervision():
     assert value.dtype == tf.float32 and value.shape == ()
     assert float(compiled[name]) == pytest.approx(float(value), rel=1e-4)
 
+  @tf.function(jit_compile=True)
+  def gradients(outputs):
+    with tf.GradientTape() as tape:
+      tape.watch(outputs)
+      total = loss_fn(gt, outputs)[common.LOSS_TOTAL]
+    return tape.gradient(total, outputs)
+
+  for gradient in tf.nest.flatten(gradients(outputs)):
+    assert np.isfinite(gradient.numpy()).all()
+
 
 def test_deep_supervision_reuses_the_final_matching():
   rng = np.random.default_rng(8)
