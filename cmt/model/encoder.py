@@ -67,7 +67,10 @@ class Encoder(tf_keras.layers.Layer):
     schedule = backbone_options.drop_path_schedule
     filters = transformer_filters(model_options)
 
-    def make_layer(name, stage):
+    def make_layer(name, stage, drop_rate=None):
+      if drop_rate is None:
+        drop_rate = norm_act.drop_path_rate(rate, schedule,
+                                            _STAGE_DEPTH[stage])
       return dual_path_transformer.ClusteringMaskTransformerLayer(
           name, norm, activation, filters=filters,
           num_heads=transformer.num_heads,
@@ -76,15 +79,16 @@ class Encoder(tf_keras.layers.Layer):
           reference_mask=clustering.reference_mask,
           coord_conv=clustering.coord_conv,
           num_reference_points=clustering.num_reference_points,
-          drop_rate=norm_act.drop_path_rate(rate, schedule,
-                                            _STAGE_DEPTH[stage]))
+          drop_rate=drop_rate)
 
-    # MaX-DeepLab-S: a transformer layer after every stage-5 block.
+    # MaX-DeepLab-S: a transformer layer after every stage-5 block, with the
+    # drop-path rate of its block.
     self._backbone_layers = []
     if backbone_options.dual_path_in_backbone:
-      for index in range(len(self.backbone.stages[-1])):
+      for index, block in enumerate(self.backbone.stages[-1]):
         self._backbone_layers.append(
-            make_layer(f'stage5_block{index + 1}_transformer', 5))
+            make_layer(f'stage5_block{index + 1}_transformer', 5,
+                       block.drop_rate))
 
     stages = [(s.backbone_stage, s.num_blocks)
               for s in model_options.decoder.transformer_stages]

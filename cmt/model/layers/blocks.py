@@ -55,7 +55,7 @@ class ResidualBlock(tf_keras.layers.Layer):
                num_heads: int = 8, query_region: int = 129):
     super().__init__(name=name)
     self._strides = strides
-    self._drop_rate = drop_rate
+    self.drop_rate = drop_rate
     self._activation = norm_act.get_activation(activation)
     self.output_channels = 4 * filters
     self._norm = norm
@@ -95,4 +95,4 @@ class ResidualBlock(tf_keras.layers.Layer):
     y = self._conv1(x, training=training)
     y = self._spatial_activation(self._spatial(y, training=training))
     y = self._conv3(y, training=training)
-    return shortcut + norm_act.maybe_drop_path(y, self._drop_rate, training)
+    return shortcut + norm_act.maybe_drop_path(y, self.drop_rate, training)
