@@ -127,7 +127,8 @@ def resize_align_corners(x: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
   (2k+1) grid of the next stride, as DeepLab's decoders assume."""
   if tuple(x.shape[1:3]) == tuple(size):
     return x
-  resized = tf.compat.v1.image.resize_bilinear(x, size, align_corners=True)
+  resized = tf.raw_ops.ResizeBilinear(images=x, size=list(size),
+                                      align_corners=True)
   return tf.cast(resized, x.dtype)  # the op returns float32 for bfloat16
 
 
