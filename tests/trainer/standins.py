@@ -75,7 +75,9 @@ def _examples():
                           (NUM_IMAGES, CROP, CROP)).astype(np.int32)
   return {common.IMAGE: images, common.GT_SEMANTIC: semantic,
           common.GT_PANOPTIC: semantic * 256,
-          common.IMAGE_SIZE: np.full((NUM_IMAGES, 2), CROP, np.int32)}
+          common.IMAGE_SIZE: np.full((NUM_IMAGES, 2), CROP, np.int32),
+          common.IMAGE_NAME: np.array([f'standin_{i:03d}'.encode()
+                                       for i in range(NUM_IMAGES)])}
 
 
 def build_dataset(dataset_options, info, is_training, input_context=None,
@@ -96,13 +98,25 @@ def build_dataset(dataset_options, info, is_training, input_context=None,
   return data.batch(batch, drop_remainder=is_training)
 
 
+def post_process(outputs, evaluator_options, info):
+  """Per-pixel argmax of the semantic logits, one segment per class."""
+  del evaluator_options
+  semantic = tf.argmax(outputs[common.SEMANTIC_LOGITS], axis=-1,
+                       output_type=tf.int32)
+  return {common.PRED_PANOPTIC: semantic * info.label_divisor}
+
+
 def builders(sync_batchnorm=True, num_classes=NUM_CLASSES, nan_batch=None):
+  # pylint: disable=g-import-not-at-top
+  from cmt.evaluation import evaluator
   return train_lib.Builders(
       get_dataset_info=lambda unused_options: dataset_info(),
       build_model=lambda options, info: TinyModel(sync_batchnorm, num_classes),
       pretrained_variables=pretrained_variables,
       build_loss=build_loss,
-      build_dataset=functools.partial(build_dataset, nan_batch=nan_batch))
+      build_dataset=functools.partial(build_dataset, nan_batch=nan_batch),
+      post_process=post_process,
+      make_panoptic_evaluator=evaluator.PanopticEvaluator)
 
 
 def options_text(steps=4, batch=8, optimizer='SGD', extra_solver='',
@@ -128,6 +142,17 @@ train_dataset_options {{
   seed: {seed}
   crop_size: {CROP}
   crop_size: {CROP}
+}}
+eval_dataset_options {{
+  dataset: "standin"
+  batch_size: 4
+  crop_size: {CROP}
+  crop_size: {CROP}
+}}
+evaluator_options {{
+  compute_mask_ap: false
+  num_summary_images: 2
+  eval_steps: 2
 }}
 '''
 

@@ -1,6 +1,7 @@
 """The Orbit train loop on stand-ins: resume, summaries, progress, non-finite
 losses, clipping and warm starts (the real model: test_cmt_train.py)."""
 
+import json
 import os
 
 import numpy as np
@@ -194,3 +195,39 @@ def test_mixed_bfloat16_step_has_finite_float32_loss(tmp_path):
   loss = output[f'losses/{common.LOSS_TOTAL}']
   assert loss.dtype == tf.float32 and np.isfinite(loss.numpy())
   assert tf_keras.mixed_precision.global_policy().name == 'float32'
+
+
+def test_continuous_eval_evaluates_the_last_checkpoint_and_stops(tmp_path):
+  options = standins.options(steps=4, optimizer='ADAM')
+  train_lib.run_experiment('train', options, str(tmp_path), _strategy(),
+                           standins.builders())
+  options.evaluator_options.continuous_eval_timeout = 0
+  run = train_lib.run_experiment('continuous_eval', options, str(tmp_path),
+                                 _strategy(), standins.builders(),
+                                 config_file='standin.textproto')
+  metrics = json.loads((tmp_path / 'eval' / 'metrics.json').read_text())
+  assert metrics['step'] == 4 and metrics['config_file'] == 'standin.textproto'
+  # eval_steps = 2 batches of 4 images.
+  assert metrics['metrics']['num_images'] == 8
+  assert run.evaluator.last_result['num_images'] == 8
+  tags = _event_tags(str(tmp_path / 'eval'))
+  for tag in ('pq', 'sq', 'rq', 'pq_things', 'pq_stuff', 'miou',
+              'predictions/0', 'predictions/1'):
+    assert tag in tags, sorted(tags)
+  assert 'predictions/2' not in tags
+
+
+def test_eval_without_a_checkpoint_is_an_error(tmp_path):
+  with pytest.raises(ValueError, match='no checkpoint'):
+    train_lib.run_experiment('eval', standins.options(), str(tmp_path),
+                             _strategy(), standins.builders())
+
+
+def test_saved_predictions_land_under_model_dir_eval(tmp_path):
+  options = standins.options(steps=2, optimizer='ADAM')
+  options.evaluator_options.save_predictions = True
+  train_lib.run_experiment('train_and_eval', options, str(tmp_path),
+                           _strategy(), standins.builders())
+  predictions = tmp_path / 'eval' / 'predictions'
+  assert (predictions / 'panoptic.json').is_file()
+  assert len(list((predictions / 'panoptic').glob('*.png'))) == 8
