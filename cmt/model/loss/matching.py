@@ -218,8 +218,17 @@ def _bidding_rounds(cost, batch_size, num_rows, num_cols,
     return u, v, row4col, col4row
 
   row_ids = tf.range(num_rows, dtype=tf.int32)[tf.newaxis]  # [1, R]
-  rotated_col = (tf.range(num_cols, dtype=tf.int32)[tf.newaxis]
-                 - tf.transpose(row_ids)) % num_cols  # [R, C]
+  col_ids = tf.range(num_cols, dtype=tf.int32)[tf.newaxis]  # [1, C]
+  rotated_col = (col_ids - tf.transpose(row_ids)) % num_cols  # [R, C]
+
+  # Column j of batch element b is segment b * C + j of the bids.
+  segment_base = (tf.range(batch_size, dtype=tf.int32) * num_cols)[:, None]
+  num_segments = batch_size * num_cols
+
+  def per_column(values, reduce, segment):
+    """Reduces [B, R] row values onto their columns -> [B, C]."""
+    return tf.reshape(reduce(values, segment, num_segments),
+                      [batch_size, num_cols])
 
   def bid(round_index, num_free, u, v, row4col, col4row):
     del num_free
@@ -233,15 +242,17 @@ def _bidding_rounds(cost, batch_size, num_rows, num_cols,
         tf.where(reduced == best[..., tf.newaxis], rotated_col, num_cols),
         axis=-1)
     best_col = (rotated + row_ids) % num_cols
-    is_best = _one_hot_bool(best_col, num_cols)
-    second = tf.reduce_min(tf.where(is_best, inf, reduced), axis=-1)
-    offers = tf.where(is_best & free[..., tf.newaxis],
-                      (second - best)[..., tf.newaxis], -1.0)  # [B, R, C]
-    top_offer = tf.reduce_max(offers, axis=1)  # [B, C]
+    second = tf.reduce_min(
+        tf.where(col_ids == best_col[..., tf.newaxis], inf, reduced), axis=-1)
+    # Each column goes to its highest bidder, the lowest row among equals.
+    offer = tf.where(free, second - best, -1.0)
+    segment = best_col + segment_base
+    top_offer = per_column(offer, tf.math.unsorted_segment_max, segment)
     has_bid = top_offer >= 0.0
-    winner = _first_true(offers == top_offer[:, tf.newaxis], axis=1)
-    won = free & (tf.gather(tf.where(has_bid, winner, -1), best_col,
-                            batch_dims=1) == row_ids)
+    is_top = free & (offer == tf.gather(top_offer, best_col, batch_dims=1))
+    winner = per_column(tf.where(is_top, row_ids, num_rows),
+                        tf.math.unsorted_segment_min, segment)
+    won = is_top & (tf.gather(winner, best_col, batch_dims=1) == row_ids)
     displaced = (col4row >= 0) & tf.gather(
         has_bid, tf.maximum(col4row, 0), batch_dims=1)
     col4row = tf.where(won, best_col, tf.where(displaced, -1, col4row))
