@@ -184,16 +184,26 @@ def test_bad_mode_and_intervals_are_named(tmp_path):
                         standins.builders())
 
 
-def test_mixed_bfloat16_step_has_finite_float32_loss(tmp_path):
+@pytest.mark.parametrize('precision,compute_dtype', [
+    ('MIXED_BFLOAT16', 'bfloat16'), ('MIXED_FLOAT16', 'float16')])
+def test_mixed_precision_step_has_finite_float32_loss(tmp_path, precision,
+                                                      compute_dtype):
   options = standins.options(steps=2, optimizer='ADAM', steps_per_loop=1,
-                             extra_solver='precision: MIXED_BFLOAT16')
+                             extra_solver=f'precision: {precision}')
   with train_lib.precision_policy(options.trainer_options.solver_options):
     run = train_lib.build_run('train', options, str(tmp_path), _strategy(),
                               standins.builders(sync_batchnorm=False))
-    assert run.model.backbone_conv.compute_dtype == 'bfloat16'
+    assert run.model.backbone_conv.compute_dtype == compute_dtype
+    assert run.model.backbone_conv.kernel.dtype == tf.float32
+    before = run.model.head.kernel.numpy()
     output = run.trainer.train(tf.constant(1, tf.int32))
   loss = output[f'losses/{common.LOSS_TOTAL}']
   assert loss.dtype == tf.float32 and np.isfinite(loss.numpy())
+  # float16 scales the loss dynamically; the step was applied, not skipped.
+  assert isinstance(run.optimizer,
+                    tf_keras.mixed_precision.LossScaleOptimizer) == (
+                        precision == 'MIXED_FLOAT16')
+  assert np.abs(run.model.head.kernel.numpy() - before).max() > 0
   assert tf_keras.mixed_precision.global_policy().name == 'float32'
 
 
