@@ -25,7 +25,7 @@ A batch element whose search has finished idles (its state is frozen with
 import tensorflow as tf
 
 # Parallel bidding rounds before the augmenting paths (see _bidding_rounds).
-_MAX_BIDDING_ROUNDS = 4
+_MAX_BIDDING_ROUNDS = 3
 
 
 def _first_true(mask: tf.Tensor, axis: int = -1) -> tf.Tensor:
