@@ -51,9 +51,10 @@ def hungarian_match(cost: tf.Tensor) -> tf.Tensor:
   """Minimum-cost assignment of every row to a distinct column.
 
   Args:
-    cost: float [B, R, C] with static R <= C; finite values. Rows that must
-      not influence the result (e.g. padded ground truth) should get a
-      constant cost row.
+    cost: float [B, R, C] with static R <= C; finite values (with NaN or
+      inf the loops still end, bounded by R and C, but the result is
+      arbitrary and may leave rows unassigned). Rows that must not influence
+      the result (e.g. padded ground truth) should get a constant cost row.
 
   Returns:
     int32 [B, R, C]: exactly one 1 per row and at most one per column,
@@ -117,7 +118,7 @@ def _solve(cost, batch_size, num_rows, num_cols):
       unscanned = tf.where(sc, inf, shortest)
       lowest = tf.reduce_min(unscanned, axis=-1)
       key = tf.reduce_min(
-          tf.where(unscanned == lowest[:, tf.newaxis], tie_key,
+          tf.where((unscanned == lowest[:, tf.newaxis]) & ~sc, tie_key,
                    2 * num_cols), axis=-1)
       is_free = key < num_cols
       j = tf.minimum(key % num_cols, num_cols - 1)
@@ -135,8 +136,9 @@ def _solve(cost, batch_size, num_rows, num_cols):
         tf.fill([batch_size, num_cols], -1),
         tf.zeros([batch_size, num_cols], tf.bool),
     )
+    # Every step scans a new column; the bound only matters for NaN costs.
     _, min_val, sink, shortest, path, sc = tf.while_loop(
-        not_done, step, init)
+        not_done, step, init, maximum_iterations=num_cols)
     return sink, min_val, shortest, path, sc
 
   def augment(cur_row, searching, sink, path, row4col, col4row):
@@ -159,7 +161,8 @@ def _solve(cost, batch_size, num_rows, num_cols):
       return j, done, row4col, col4row
 
     _, _, row4col, col4row = tf.while_loop(
-        not_done, step, (sink, ~searching, row4col, col4row))
+        not_done, step, (sink, ~searching, row4col, col4row),
+        maximum_iterations=num_rows)
     return row4col, col4row
 
   def add_row(u, v, row4col, col4row):
@@ -187,7 +190,7 @@ def _solve(cost, batch_size, num_rows, num_cols):
                                            num_cols)
   _, _, _, col4row = tf.while_loop(
       lambda u, v, row4col, col4row: tf.reduce_any(col4row < 0),
-      add_row, (u, v, row4col, col4row))
+      add_row, (u, v, row4col, col4row), maximum_iterations=num_rows)
   return col4row
 
 

@@ -97,3 +97,12 @@ def test_bad_shapes_are_rejected():
     matching.hungarian_match(np.zeros((1, 5, 4), np.float32))
   with pytest.raises(ValueError, match=r'\[B, R, C\]'):
     matching.hungarian_match(np.zeros((5, 4), np.float32))
+
+
+def test_non_finite_costs_do_not_hang():
+  cost = np.random.default_rng(3).random((2, 6, 8)).astype(np.float32)
+  cost[0, 2, :] = np.nan
+  cost[1, :, 3] = np.inf
+  assignment = _solve_compiled(cost).numpy()
+  assert assignment.shape == (2, 6, 8)
+  assert (assignment.sum(axis=1) <= 1).all()
