@@ -149,18 +149,22 @@ def build_run(mode: str, options: config_pb2.ExperimentOptions,
   trainer_options = options.trainer_options
   dataset_options = (options.train_dataset_options if trains
                      else options.eval_dataset_options)
-  if not options.HasField('train_dataset_options' if trains
-                          else 'eval_dataset_options'):
-    raise ValueError(f'--mode={mode} needs '
-                     f'{"train" if trains else "eval"}_dataset_options')
+  needed = (['train_dataset_options'] if trains else []) + (
+      ['eval_dataset_options'] if evaluates else [])
+  for field in needed:
+    if not options.HasField(field):
+      raise ValueError(f'--mode={mode} needs {field} in the config')
+    if len(getattr(options, field).crop_size) != 2:
+      raise ValueError(f'{field}.crop_size must be [height, width], got '
+                       f'{list(getattr(options, field).crop_size)}')
   dataset_info = builders.get_dataset_info(dataset_options)
   jit_compile = use_jit_compile(options, strategy)
   tpu = strategy_lib.is_tpu_strategy(strategy)
 
   with strategy.scope():
     model = builders.build_model(options, dataset_info)
-    crop = list(dataset_options.crop_size) or [33, 33]
-    model(tf.zeros([1] + crop + [3], tf.float32), training=False)
+    # One call creates every variable (before checkpoints are restored).
+    model(tf.zeros([1, *dataset_options.crop_size, 3]), training=False)
     optimizer = optimizer_lib.build_optimizer(
         solver, builders.pretrained_variables(model),
         jit_compile=jit_compile and not tpu)
