@@ -120,6 +120,20 @@ def _worker_dir(model_dir: str, strategy) -> str:
                       f'{resolver.task_type}_{resolver.task_id}')
 
 
+def _whole_dataset_context(context: tf.distribute.InputContext
+                           ) -> tf.distribute.InputContext:
+  """Every worker / host reads the WHOLE evaluation set.
+
+  The metrics are accumulated on each worker's host from its local replicas
+  only; sharding the set across workers would leave the chief, which writes
+  metrics.json, with a fraction of the images. Other workers repeat the
+  work and discard it.
+  """
+  return tf.distribute.InputContext(
+      num_input_pipelines=1, input_pipeline_id=0,
+      num_replicas_in_sync=context.num_replicas_in_sync)
+
+
 @dataclasses.dataclass
 class Run:
   """Everything `run_experiment` built (tests inspect it)."""
@@ -208,7 +222,7 @@ def build_run(mode: str, options: config_pb2.ExperimentOptions,
     eval_data = strategy.distribute_datasets_from_function(
         lambda context: builders.build_dataset(
             options.eval_dataset_options, eval_info, is_training=False,
-            input_context=context))
+            input_context=_whole_dataset_context(context)))
     predictions_dir = None
     if options.evaluator_options.save_predictions:
       predictions_dir = os.path.join(work_dir, 'eval',

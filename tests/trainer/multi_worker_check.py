@@ -1,6 +1,7 @@
 """Subprocess body of the multi-worker test: one worker of a TF_CONFIG
-cluster trains the stand-in model with MultiWorkerMirroredStrategy and
-prints the sum of its final weights (equal on every worker when in sync).
+cluster trains and evaluates the stand-in model with
+MultiWorkerMirroredStrategy and prints the sum of its final weights (equal
+on every worker when in sync) and how many images it evaluated.
 
     TF_CONFIG=... python -m tests.trainer.multi_worker_check MODEL_DIR STEPS
 """
@@ -17,8 +18,9 @@ def main(model_dir: str, steps: int):
   from tests.trainer import standins
   strategy = strategy_lib.create_strategy()
   options = standins.options(steps=steps, batch=8, optimizer='ADAM')
-  run = train_lib.run_experiment('train', options, model_dir, strategy,
-                                 standins.builders())
+  options.evaluator_options.eval_steps = 0  # the whole set
+  run = train_lib.run_experiment('train_and_eval', options, model_dir,
+                                 strategy, standins.builders())
   checksum = sum(float(np.sum(w, dtype=np.float64))
                  for w in run.model.get_weights())
   import tensorflow as tf
@@ -27,7 +29,8 @@ def main(model_dir: str, steps: int):
           else type(strategy).__name__)
   print(f'RESULT {kind} '
         f'{strategy.num_replicas_in_sync} '
-        f'{int(run.optimizer.iterations.numpy())} {checksum!r}', flush=True)
+        f'{int(run.optimizer.iterations.numpy())} {checksum!r} '
+        f'{run.evaluator.last_result["num_images"]}', flush=True)
 
 
 if __name__ == '__main__':

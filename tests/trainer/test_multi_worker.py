@@ -1,4 +1,5 @@
-"""Two worker processes on 127.0.0.1 train in sync; the chief checkpoints."""
+"""Two worker processes on 127.0.0.1 train in sync; the chief checkpoints
+and evaluates the whole evaluation set."""
 
 import json
 import os
@@ -10,6 +11,7 @@ import pytest
 
 from cmt.trainer import checkpoints
 from tests.conftest import REPO_ROOT
+from tests.trainer import standins
 
 TIMEOUT_SECONDS = 240
 STEPS = 4
@@ -65,12 +67,17 @@ def test_two_workers_train_in_sync_and_chief_checkpoints(tmp_path):
     assert process.returncode == 0, err[-3000:]
     line = [l for l in out.splitlines() if l.startswith('RESULT ')][-1]
     results.append(line.split()[1:])
-  for strategy_name, replicas, step, _ in results:
+  for strategy_name, replicas, step, _, evaluated in results:
     assert strategy_name == 'MultiWorkerMirroredStrategy'
     assert int(replicas) == 2 and int(step) == STEPS
+    # Each worker (the chief writes metrics.json) saw the whole eval set.
+    assert int(evaluated) == standins.NUM_IMAGES
   # Same final weights on both workers: they stepped in sync.
   assert float(results[0][3]) == float(results[1][3])
   assert checkpoints.latest_step(str(model_dir)) == STEPS
+  metrics = json.loads((model_dir / 'eval' / 'metrics.json').read_text())
+  assert metrics['step'] == STEPS
+  assert metrics['metrics']['num_images'] == standins.NUM_IMAGES
   # The other worker's throw-away checkpoint folder is gone.
   assert not (model_dir / 'workers').exists() or not any(
       (model_dir / 'workers').iterdir())
