@@ -16,9 +16,7 @@ import orbit
 import tensorflow as tf
 import tf_keras
 
-from cmt import common
 from cmt.protos import config_pb2
-from cmt.protos import model_pb2
 from cmt.trainer import checkpoints
 from cmt.trainer import evaluator as evaluator_lib
 from cmt.trainer import optimizer as optimizer_lib
