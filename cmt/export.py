@@ -136,7 +136,7 @@ class PanopticInference(tf.Module):
     self._options = options
     self._info = dataset_info
     self._crop = crop_size_of(options)
-    self._resize_range = pipeline._resize_range(  # pylint: disable=protected-access
+    self._resize_range = pipeline.resize_range(
         options.eval_dataset_options, is_training=False)
 
   @property

@@ -161,13 +161,16 @@ class PanopticEvaluator:
     content = {'experiment_name': experiment_name,
                'config_file': config_file, 'step': int(step),
                'metrics': metrics}
+    # tf.io.gfile so a gs:// model_dir works; imported here because
+    # cmt-evaluate and cmt-paper-tables never need TensorFlow.
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
     folder = os.path.dirname(path)
     if folder:
-      os.makedirs(folder, exist_ok=True)
+      tf.io.gfile.makedirs(folder)
     temporary = path + '.tmp'
-    with open(temporary, 'w', encoding='utf-8') as f:
-      json.dump(content, f, indent=1)
-    os.replace(temporary, path)
+    with tf.io.gfile.GFile(temporary, 'w') as f:
+      f.write(json.dumps(content, indent=1))
+    tf.io.gfile.rename(temporary, path, overwrite=True)
     return content
 
 

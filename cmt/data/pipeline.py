@@ -113,7 +113,7 @@ def list_files(options) -> list[str]:
   return sorted(set(files))
 
 
-def _resize_range(options, is_training: bool):
+def resize_range(options, is_training: bool):
   """(min_size, max_size) pairs for `preprocessing.resized_size`."""
   min_size = ((options.min_resize_value,) * 2
               if options.min_resize_value else None)
@@ -136,7 +136,7 @@ def make_example_fn(options, info: dataset_info_lib.DatasetInfo,
                     is_training: bool):
   """(serialized example, [2] int64 seed) -> one element of the pipeline."""
   crop_size = tuple(options.crop_size)
-  min_size, max_size = _resize_range(options, is_training)
+  min_size, max_size = resize_range(options, is_training)
   scale_range, flip_probability = _scale_and_flip(options, is_training)
 
   def example_fn(serialized, seed):
