@@ -54,6 +54,7 @@ def main(argv=None) -> int:
     layout = demo.Layout(pathlib.Path(args.demo_dir).resolve())
     args.config_file = args.config_file or str(demo.DEFAULT_CONFIG)
     args.checkpoint_path = args.checkpoint_path or str(layout.model_dir)
+    args.param = args.param or layout.dataset_params()
     args.model = args.model or str(layout.saved_model)
     args.images = args.images or str(
         layout.synthetic / 'images' / 'val' / '*.jpg')
