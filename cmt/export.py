@@ -259,10 +259,21 @@ def load_options(args):
   except OSError as error:
     raise config_lib.ConfigError(f'{args.config_file}: cannot read config: '
                                  f'{error.strerror}') from None
-  params = {p.name: '' for p in placeholders if p.name not in os.environ}
-  params.update(config_lib.parse_params(args.param))
-  return config_lib.load_config(args.config_file, params=params,
-                                overrides=args.override)
+  given = config_lib.parse_params(args.param)
+  blanked = sorted({p.name for p in placeholders
+                    if p.name not in os.environ and p.name not in given})
+  params = {name: '' for name in blanked}
+  params.update(given)
+  try:
+    return config_lib.load_config(args.config_file, params=params,
+                                  overrides=args.override)
+  except config_lib.ConfigError as error:
+    if not blanked:
+      raise
+    # A blanked placeholder may be one inference needs (categories_json).
+    raise config_lib.ConfigError(
+        f'{error} (placeholders left empty: {", ".join(blanked)}; pass '
+        '--param NAME=VALUE for any the model needs)') from None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

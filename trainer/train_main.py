@@ -65,7 +65,15 @@ def main(argv=None) -> int:
       print(f'cmt-train: --{name} is required', file=sys.stderr)
       return 2
   logging.set_verbosity(logging.INFO)
+  _print_orbit_messages_once()
   return _train(remaining)
+
+
+def _print_orbit_messages_once():
+  """Orbit's controller both logs and prints each message, so every loop's
+  output dict reached the console twice; keep only the print."""
+  from orbit import controller  # pylint: disable=g-import-not-at-top
+  controller._log = lambda message: print(message, flush=True)  # pylint: disable=protected-access
 
 
 def run():
