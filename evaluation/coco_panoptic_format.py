@@ -20,25 +20,7 @@ import numpy as np
 from PIL import Image
 
 from cmt.data import dataset_info as dataset_info_lib
-
-MAX_SEGMENT_ID = 256 ** 3 - 1
-
-
-def rgb_to_id(rgb: np.ndarray) -> np.ndarray:
-  """[H, W, 3] colours -> [H, W] int64 segment ids (R + 256 G + 256^2 B)."""
-  rgb = np.asarray(rgb).astype(np.int64)
-  return rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
-
-
-def id_to_rgb(ids: np.ndarray) -> np.ndarray:
-  """[H, W] segment ids -> [H, W, 3] uint8 colours, inverse of rgb_to_id."""
-  ids = np.asarray(ids)
-  if ids.min(initial=0) < 0 or ids.max(initial=0) > MAX_SEGMENT_ID:
-    raise ValueError(f'segment ids must lie in 0..{MAX_SEGMENT_ID}')
-  # The low three bytes of a little-endian word are R, G, B.
-  words = np.ascontiguousarray(ids, dtype='<u4')
-  return words.view(np.uint8).reshape(ids.shape + (4,))[..., :3]
-
+from cmt.data import panoptic_label
 
 def read_segment_ids(path: str) -> np.ndarray:
   """Reads a panoptic PNG as [H, W] segment ids; ValueError naming `path`."""
@@ -108,7 +90,7 @@ class CocoPanopticWriter:
     self.images: list[dict] = []
     largest = (max(c.dataset_id for c in dataset_info.categories) *
                dataset_info.label_divisor + dataset_info.label_divisor - 1)
-    if largest > MAX_SEGMENT_ID:
+    if largest > panoptic_label.MAX_SEGMENT_ID:
       raise ValueError(f'{dataset_info.name}: segment ids up to {largest} do '
                        'not fit a 24-bit panoptic PNG')
     os.makedirs(png_folder, exist_ok=True)
@@ -138,7 +120,7 @@ class CocoPanopticWriter:
                    category_of_class[semantic] * info.label_divisor + instance)
     values, areas, boxes = segments_of_ids(ids)
     file_name = image_name + '.png'
-    Image.fromarray(id_to_rgb(ids)).save(
+    Image.fromarray(panoptic_label.id_to_rgb(ids)).save(
         os.path.join(self.png_folder, file_name))
     image_id = default_image_id(image_name) if image_id is None else image_id
     annotation = {

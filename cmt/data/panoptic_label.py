@@ -58,10 +58,25 @@ def read_rgb(path: str, data: bytes, what: str) -> Image.Image:
   return image
 
 
-def segment_ids_from_rgb(rgb: np.ndarray) -> np.ndarray:
-  """COCO panoptic colour -> segment id: R + 256 G + 256^2 B."""
-  rgb = rgb.astype(np.int64)
-  return rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
+# The largest segment id a COCO panoptic PNG can hold (three bytes).
+MAX_SEGMENT_ID = 256 ** 3 - 1
+
+
+def rgb_to_id(rgb: np.ndarray) -> np.ndarray:
+  """[H, W, 3] COCO panoptic colours -> [H, W] int64 segment ids
+  (R + 256 G + 256^2 B)."""
+  rgb = np.asarray(rgb).astype(np.int64)
+  return rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+
+
+def id_to_rgb(ids: np.ndarray) -> np.ndarray:
+  """[H, W] segment ids -> [H, W, 3] uint8 colours, inverse of rgb_to_id."""
+  ids = np.asarray(ids)
+  if ids.min(initial=0) < 0 or ids.max(initial=0) > MAX_SEGMENT_ID:
+    raise ValueError(f'segment ids must lie in 0..{MAX_SEGMENT_ID}')
+  # The low three bytes of a little-endian word are R, G, B.
+  words = np.ascontiguousarray(ids, dtype='<u4')
+  return words.view(np.uint8).reshape(ids.shape + (4,))[..., :3]
 
 
 def panoptic_label_from_coco(
@@ -161,7 +176,7 @@ def convert_annotation(image_path: str, image_bytes: bytes, png_path: str,
     buffer = io.BytesIO()
     image.convert('RGB').save(buffer, format=image.format)
     image_bytes = buffer.getvalue()
-  segment_map = segment_ids_from_rgb(np.asarray(png.convert('RGB')))
+  segment_map = rgb_to_id(np.asarray(png.convert('RGB')))
   label, segments = panoptic_label_from_coco(segment_map, segments_info, info,
                                              png_path, json_path)
   return image_bytes, image_format, label, segments

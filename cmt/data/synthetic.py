@@ -39,6 +39,8 @@ from typing import NamedTuple, Optional
 import numpy as np
 from PIL import Image
 
+from cmt.data import panoptic_label
+
 # (id, name, isthing, colour used for visualisation).
 CATEGORIES = (
     (1, 'disc', 1, (220, 40, 40)),
@@ -177,12 +179,6 @@ def generate_scene(rng, height: int, width: int) -> Scene:
                {segment_id: area for segment_id, _, area in things})
 
 
-def ids_to_rgb(ids: np.ndarray) -> np.ndarray:
-  """Segment ids -> COCO panoptic colour (R + 256 G + 256^2 B)."""
-  return np.stack([ids % 256, ids // 256 % 256, ids // 65536 % 256],
-                  axis=-1).astype(np.uint8)
-
-
 def write_split(output_dir: str, split: str, num_images: int,
                 image_size: tuple[int, int], seed: int) -> str:
   """Writes one split; returns the path of its panoptic JSON."""
@@ -198,7 +194,7 @@ def write_split(output_dir: str, split: str, num_images: int,
     name = f'{split}_{index:06d}'
     Image.fromarray(image).save(os.path.join(image_dir, name + '.jpg'),
                                 quality=90)
-    Image.fromarray(ids_to_rgb(ids)).save(os.path.join(png_dir, name + '.png'))
+    Image.fromarray(panoptic_label.id_to_rgb(ids)).save(os.path.join(png_dir, name + '.png'))
     images.append({'id': index, 'file_name': name + '.jpg',
                    'height': height, 'width': width})
     annotations.append({'image_id': index, 'file_name': name + '.png',

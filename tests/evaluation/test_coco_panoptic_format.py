@@ -3,20 +3,21 @@
 import numpy as np
 import pytest
 
+from cmt.data import panoptic_label
 from cmt.evaluation import coco_panoptic_format
 
 
 def test_colour_ids_round_trip():
   ids = np.random.default_rng(0).integers(0, 256 ** 3, (5, 7))
-  rgb = coco_panoptic_format.id_to_rgb(ids)
+  rgb = panoptic_label.id_to_rgb(ids)
   assert rgb.dtype == np.uint8 and rgb.shape == (5, 7, 3)
-  np.testing.assert_array_equal(coco_panoptic_format.rgb_to_id(rgb), ids)
+  np.testing.assert_array_equal(panoptic_label.rgb_to_id(rgb), ids)
   # id = R + 256 G + 256^2 B
   np.testing.assert_array_equal(
-      coco_panoptic_format.id_to_rgb(np.array([[1 + 2 * 256 + 3 * 65536]])),
+      panoptic_label.id_to_rgb(np.array([[1 + 2 * 256 + 3 * 65536]])),
       [[[1, 2, 3]]])
   with pytest.raises(ValueError, match='segment ids'):
-    coco_panoptic_format.id_to_rgb(np.array([[256 ** 3]]))
+    panoptic_label.id_to_rgb(np.array([[256 ** 3]]))
 
 
 @pytest.mark.parametrize('scale', [1, 100_000])  # counted / sorted paths
