@@ -42,6 +42,7 @@ import tensorflow as tf
 
 from cmt import common
 from cmt.data import dataset_info as dataset_info_lib
+from cmt.model.layers import norm_act
 from cmt.protos import evaluator_pb2
 
 OUTPUT_STRIDE = 4
@@ -73,8 +74,7 @@ def upsample_mask_logits(mask_logits: tf.Tensor) -> tf.Tensor:
   """[B, h, w, N] -> [B, (h-1)*4+1, (w-1)*4+1, N], bilinear, aligned corners."""
   _, height, width, _ = mask_logits.shape
   size = ((height - 1) * OUTPUT_STRIDE + 1, (width - 1) * OUTPUT_STRIDE + 1)
-  return tf.raw_ops.ResizeBilinear(images=mask_logits, size=size,
-                                  align_corners=True, half_pixel_centers=False)
+  return norm_act.resize_align_corners(mask_logits, size)
 
 
 def class_predictions(class_logits: tf.Tensor):
