@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63mt/protos/trainer.proto\x12\x03\x63mt\"\xdc\x01\n\x12PQStyleLossOptions\x12\x11\n\x06weight\x18\x01 \x01(\x02:\x01\x33\x12\x13\n\x05\x61lpha\x18\x02 \x01(\x02:\x04\x30.75\x12K\n\x10unmatched_weight\x18\x03 \x01(\x0e\x32\'.cmt.PQStyleLossOptions.UnmatchedWeight:\x08\x43ONSTANT\"Q\n\x0fUnmatchedWeight\x12 \n\x1cUNMATCHED_WEIGHT_UNSPECIFIED\x10\x00\x12\x0c\n\x08\x43ONSTANT\x10\x01\x12\x0e\n\nVOID_RATIO\x10\x02\"(\n\x13WeightedLossOptions\x12\x11\n\x06weight\x18\x01 \x01(\x02:\x01\x31\"\x99\x02\n\x1dInstanceDiscriminationOptions\x12\x11\n\x06weight\x18\x01 \x01(\x02:\x01\x31\x12H\n\x04type\x18\x02 \x01(\x0e\x32\'.cmt.InstanceDiscriminationOptions.Type:\x11PIXEL_CONTRASTIVE\x12\x18\n\x0btemperature\x18\x03 \x01(\x02:\x03\x30.3\x12\x1a\n\x0csample_count\x18\x04 \x01(\x05:\x04\x34\x30\x39\x36\x12\x1f\n\x12sample_temperature\x18\x05 \x01(\x02:\x03\x31.5\"D\n\x04Type\x12\x14\n\x10TYPE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bMASK_CENTER\x10\x01\x12\x15\n\x11PIXEL_CONTRASTIVE\x10\x02\"\xd1\x02\n\x0bLossOptions\x12.\n\rpq_style_loss\x18\x01 \x01(\x0b\x32\x17.cmt.PQStyleLossOptions\x12<\n\x1amask_id_cross_entropy_loss\x18\x02 \x01(\x0b\x32\x18.cmt.WeightedLossOptions\x12H\n\x1cinstance_discrimination_loss\x18\x03 \x01(\x0b\x32\".cmt.InstanceDiscriminationOptions\x12/\n\rsemantic_loss\x18\x04 \x01(\x0b\x32\x18.cmt.WeightedLossOptions\x12\x39\n\x17mask_approximation_loss\x18\x05 \x01(\x0b\x32\x18.cmt.WeightedLossOptions\x12\x1e\n\x10\x64\x65\x65p_supervision\x18\x06 \x01(\x08:\x04true\"\x8c\x06\n\rSolverOptions\x12\x35\n\toptimizer\x18\x01 \x01(\x0e\x32\x1c.cmt.SolverOptions.Optimizer:\x04\x41\x44\x41M\x12!\n\x12\x62\x61se_learning_rate\x18\x02 \x01(\x02:\x05\x30.001\x12 \n\x13poly_learning_power\x18\x03 \x01(\x02:\x03\x30.9\x12!\n\x16poly_end_learning_rate\x18\x04 \x01(\x02:\x01\x30\x12\x1a\n\x0cwarmup_steps\x18\x05 \x01(\x05:\x04\x35\x30\x30\x30\x12(\n\x18training_number_of_steps\x18\x06 \x01(\x05:\x06\x31\x30\x30\x30\x30\x30\x12.\n!backbone_learning_rate_multiplier\x18\x07 \x01(\x02:\x03\x30.1\x12\x17\n\x0cweight_decay\x18\x08 \x01(\x02:\x01\x30\x12\x1d\n\x12gradient_clip_norm\x18\t \x01(\x02:\x01\x30\x12 \n\x12use_sync_batchnorm\x18\n \x01(\x08:\x04true\x12 \n\x12\x62\x61tchnorm_momentum\x18\x0b \x01(\x02:\x04\x30.99\x12 \n\x11\x62\x61tchnorm_epsilon\x18\x0c \x01(\x02:\x05\x30.001\x12\x38\n\tprecision\x18\r \x01(\x0e\x32\x1c.cmt.SolverOptions.Precision:\x07\x46LOAT32\x12\x18\n\x0b\x61\x64\x61m_beta_1\x18\x0e \x01(\x02:\x03\x30.9\x12\x1a\n\x0b\x61\x64\x61m_beta_2\x18\x0f \x01(\x02:\x05\x30.999\x12\x1b\n\x0c\x61\x64\x61m_epsilon\x18\x10 \x01(\x02:\x05\x31\x65-08\x12\x19\n\x0csgd_momentum\x18\x11 \x01(\x02:\x03\x30.9\"D\n\tOptimizer\x12\x19\n\x15OPTIMIZER_UNSPECIFIED\x10\x00\x12\x08\n\x04\x41\x44\x41M\x10\x01\x12\t\n\x05\x41\x44\x41MW\x10\x02\x12\x07\n\x03SGD\x10\x03\"Z\n\tPrecision\x12\x19\n\x15PRECISION_UNSPECIFIED\x10\x00\x12\x0b\n\x07\x46LOAT32\x10\x01\x12\x12\n\x0eMIXED_BFLOAT16\x10\x02\x12\x11\n\rMIXED_FLOAT16\x10\x03\"\xa9\x02\n\x0eTrainerOptions\x12$\n\x16save_checkpoints_steps\x18\x01 \x01(\x05:\x04\x31\x30\x30\x30\x12!\n\x14save_summaries_steps\x18\x02 \x01(\x05:\x03\x31\x30\x30\x12\x1b\n\x0esteps_per_loop\x18\x03 \x01(\x05:\x03\x31\x30\x30\x12\"\n\x17num_checkpoints_to_keep\x18\x04 \x01(\x05:\x01\x35\x12&\n\x0closs_options\x18\x05 \x01(\x0b\x32\x10.cmt.LossOptions\x12*\n\x0esolver_options\x18\x06 \x01(\x0b\x32\x12.cmt.SolverOptions\x12\x13\n\x0bjit_compile\x18\x07 \x01(\x08\x12$\n\x16stop_on_nonfinite_loss\x18\x08 \x01(\x08:\x04true')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63mt/protos/trainer.proto\x12\x03\x63mt\"\xde\x01\n\x12PQStyleLossOptions\x12\x11\n\x06weight\x18\x01 \x01(\x02:\x01\x33\x12\x13\n\x05\x61lpha\x18\x02 \x01(\x02:\x04\x30.75\x12M\n\x10unmatched_weight\x18\x03 \x01(\x0e\x32\'.cmt.PQStyleLossOptions.UnmatchedWeight:\nVOID_RATIO\"Q\n\x0fUnmatchedWeight\x12 \n\x1cUNMATCHED_WEIGHT_UNSPECIFIED\x10\x00\x12\x0c\n\x08\x43ONSTANT\x10\x01\x12\x0e\n\nVOID_RATIO\x10\x02\"(\n\x13WeightedLossOptions\x12\x11\n\x06weight\x18\x01 \x01(\x02:\x01\x31\"\x99\x02\n\x1dInstanceDiscriminationOptions\x12\x11\n\x06weight\x18\x01 \x01(\x02:\x01\x31\x12H\n\x04type\x18\x02 \x01(\x0e\x32\'.cmt.InstanceDiscriminationOptions.Type:\x11PIXEL_CONTRASTIVE\x12\x18\n\x0btemperature\x18\x03 \x01(\x02:\x03\x30.3\x12\x1a\n\x0csample_count\x18\x04 \x01(\x05:\x04\x34\x30\x39\x36\x12\x1f\n\x12sample_temperature\x18\x05 \x01(\x02:\x03\x31.5\"D\n\x04Type\x12\x14\n\x10TYPE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bMASK_CENTER\x10\x01\x12\x15\n\x11PIXEL_CONTRASTIVE\x10\x02\"\xd1\x02\n\x0bLossOptions\x12.\n\rpq_style_loss\x18\x01 \x01(\x0b\x32\x17.cmt.PQStyleLossOptions\x12<\n\x1amask_id_cross_entropy_loss\x18\x02 \x01(\x0b\x32\x18.cmt.WeightedLossOptions\x12H\n\x1cinstance_discrimination_loss\x18\x03 \x01(\x0b\x32\".cmt.InstanceDiscriminationOptions\x12/\n\rsemantic_loss\x18\x04 \x01(\x0b\x32\x18.cmt.WeightedLossOptions\x12\x39\n\x17mask_approximation_loss\x18\x05 \x01(\x0b\x32\x18.cmt.WeightedLossOptions\x12\x1e\n\x10\x64\x65\x65p_supervision\x18\x06 \x01(\x08:\x04true\"\x8c\x06\n\rSolverOptions\x12\x35\n\toptimizer\x18\x01 \x01(\x0e\x32\x1c.cmt.SolverOptions.Optimizer:\x04\x41\x44\x41M\x12!\n\x12\x62\x61se_learning_rate\x18\x02 \x01(\x02:\x05\x30.001\x12 \n\x13poly_learning_power\x18\x03 \x01(\x02:\x03\x30.9\x12!\n\x16poly_end_learning_rate\x18\x04 \x01(\x02:\x01\x30\x12\x1a\n\x0cwarmup_steps\x18\x05 \x01(\x05:\x04\x35\x30\x30\x30\x12(\n\x18training_number_of_steps\x18\x06 \x01(\x05:\x06\x31\x30\x30\x30\x30\x30\x12.\n!backbone_learning_rate_multiplier\x18\x07 \x01(\x02:\x03\x30.1\x12\x17\n\x0cweight_decay\x18\x08 \x01(\x02:\x01\x30\x12\x1d\n\x12gradient_clip_norm\x18\t \x01(\x02:\x01\x30\x12 \n\x12use_sync_batchnorm\x18\n \x01(\x08:\x04true\x12 \n\x12\x62\x61tchnorm_momentum\x18\x0b \x01(\x02:\x04\x30.99\x12 \n\x11\x62\x61tchnorm_epsilon\x18\x0c \x01(\x02:\x05\x30.001\x12\x38\n\tprecision\x18\r \x01(\x0e\x32\x1c.cmt.SolverOptions.Precision:\x07\x46LOAT32\x12\x18\n\x0b\x61\x64\x61m_beta_1\x18\x0e \x01(\x02:\x03\x30.9\x12\x1a\n\x0b\x61\x64\x61m_beta_2\x18\x0f \x01(\x02:\x05\x30.999\x12\x1b\n\x0c\x61\x64\x61m_epsilon\x18\x10 \x01(\x02:\x05\x31\x65-08\x12\x19\n\x0csgd_momentum\x18\x11 \x01(\x02:\x03\x30.9\"D\n\tOptimizer\x12\x19\n\x15OPTIMIZER_UNSPECIFIED\x10\x00\x12\x08\n\x04\x41\x44\x41M\x10\x01\x12\t\n\x05\x41\x44\x41MW\x10\x02\x12\x07\n\x03SGD\x10\x03\"Z\n\tPrecision\x12\x19\n\x15PRECISION_UNSPECIFIED\x10\x00\x12\x0b\n\x07\x46LOAT32\x10\x01\x12\x12\n\x0eMIXED_BFLOAT16\x10\x02\x12\x11\n\rMIXED_FLOAT16\x10\x03\"\xa9\x02\n\x0eTrainerOptions\x12$\n\x16save_checkpoints_steps\x18\x01 \x01(\x05:\x04\x31\x30\x30\x30\x12!\n\x14save_summaries_steps\x18\x02 \x01(\x05:\x03\x31\x30\x30\x12\x1b\n\x0esteps_per_loop\x18\x03 \x01(\x05:\x03\x31\x30\x30\x12\"\n\x17num_checkpoints_to_keep\x18\x04 \x01(\x05:\x01\x35\x12&\n\x0closs_options\x18\x05 \x01(\x0b\x32\x10.cmt.LossOptions\x12*\n\x0esolver_options\x18\x06 \x01(\x0b\x32\x12.cmt.SolverOptions\x12\x13\n\x0bjit_compile\x18\x07 \x01(\x08\x12$\n\x16stop_on_nonfinite_loss\x18\x08 \x01(\x08:\x04true')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,23 +32,23 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cmt.protos.trainer_pb2', _g
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PQSTYLELOSSOPTIONS']._serialized_start=34
-  _globals['_PQSTYLELOSSOPTIONS']._serialized_end=254
-  _globals['_PQSTYLELOSSOPTIONS_UNMATCHEDWEIGHT']._serialized_start=173
-  _globals['_PQSTYLELOSSOPTIONS_UNMATCHEDWEIGHT']._serialized_end=254
-  _globals['_WEIGHTEDLOSSOPTIONS']._serialized_start=256
-  _globals['_WEIGHTEDLOSSOPTIONS']._serialized_end=296
-  _globals['_INSTANCEDISCRIMINATIONOPTIONS']._serialized_start=299
-  _globals['_INSTANCEDISCRIMINATIONOPTIONS']._serialized_end=580
-  _globals['_INSTANCEDISCRIMINATIONOPTIONS_TYPE']._serialized_start=512
-  _globals['_INSTANCEDISCRIMINATIONOPTIONS_TYPE']._serialized_end=580
-  _globals['_LOSSOPTIONS']._serialized_start=583
-  _globals['_LOSSOPTIONS']._serialized_end=920
-  _globals['_SOLVEROPTIONS']._serialized_start=923
-  _globals['_SOLVEROPTIONS']._serialized_end=1703
-  _globals['_SOLVEROPTIONS_OPTIMIZER']._serialized_start=1543
-  _globals['_SOLVEROPTIONS_OPTIMIZER']._serialized_end=1611
-  _globals['_SOLVEROPTIONS_PRECISION']._serialized_start=1613
-  _globals['_SOLVEROPTIONS_PRECISION']._serialized_end=1703
-  _globals['_TRAINEROPTIONS']._serialized_start=1706
-  _globals['_TRAINEROPTIONS']._serialized_end=2003
+  _globals['_PQSTYLELOSSOPTIONS']._serialized_end=256
+  _globals['_PQSTYLELOSSOPTIONS_UNMATCHEDWEIGHT']._serialized_start=175
+  _globals['_PQSTYLELOSSOPTIONS_UNMATCHEDWEIGHT']._serialized_end=256
+  _globals['_WEIGHTEDLOSSOPTIONS']._serialized_start=258
+  _globals['_WEIGHTEDLOSSOPTIONS']._serialized_end=298
+  _globals['_INSTANCEDISCRIMINATIONOPTIONS']._serialized_start=301
+  _globals['_INSTANCEDISCRIMINATIONOPTIONS']._serialized_end=582
+  _globals['_INSTANCEDISCRIMINATIONOPTIONS_TYPE']._serialized_start=514
+  _globals['_INSTANCEDISCRIMINATIONOPTIONS_TYPE']._serialized_end=582
+  _globals['_LOSSOPTIONS']._serialized_start=585
+  _globals['_LOSSOPTIONS']._serialized_end=922
+  _globals['_SOLVEROPTIONS']._serialized_start=925
+  _globals['_SOLVEROPTIONS']._serialized_end=1705
+  _globals['_SOLVEROPTIONS_OPTIMIZER']._serialized_start=1545
+  _globals['_SOLVEROPTIONS_OPTIMIZER']._serialized_end=1613
+  _globals['_SOLVEROPTIONS_PRECISION']._serialized_start=1615
+  _globals['_SOLVEROPTIONS_PRECISION']._serialized_end=1705
+  _globals['_TRAINEROPTIONS']._serialized_start=1708
+  _globals['_TRAINEROPTIONS']._serialized_end=2005
 # @@protoc_insertion_point(module_scope)

@@ -8,7 +8,8 @@ sum. A loss with weight 0, or one the model gives nothing to (mask
 approximation without REFERENCE_POINTS), is reported as 0 and not computed.
 
 The Hungarian matching is computed once, from the final mask and class
-logits. With `deep_supervision`, every entry of AUX_OUTPUTS (one per CMT
+logits (or imposed: `loss_fn(ground_truth, outputs, assignment=...)`, to
+compare with another implementation's losses on its own matching). With `deep_supervision`, every entry of AUX_OUTPUTS (one per CMT
 layer, Sec. 3.3) gets the PQ-style, mask-ID and, where it predicts reference
 points, mask approximation losses again, against ground truth sampled at
 that layer's own resolution and with the same matching; they add to the
@@ -146,7 +147,9 @@ class PanopticLoss:
         layers.append((f'{common.AUX_OUTPUTS}[{index}]', layer))
     return layers
 
-  def __call__(self, ground_truth: dict, outputs: dict) -> dict:
+  def __call__(self, ground_truth: dict, outputs: dict,
+               assignment: Optional[tf.Tensor] = None) -> dict:
+    """The named losses; `assignment` [B, K, N] replaces the Hungarian one."""
     s = self.settings
     per_image = {name: [] for name in LOSS_NAMES}
     targets_at = {}
@@ -164,7 +167,8 @@ class PanopticLoss:
       class_logits = _require(outputs, common.CLASS_LOGITS, 'the matching')
       self._check_class_logits(class_logits, 'model outputs')
       final_targets = targets_for(*mask_logits.shape[1:3])
-      matching = matcher.match(final_targets, mask_logits, class_logits)
+      matching = matcher.match(final_targets, mask_logits, class_logits,
+                               assignment)
       geometry: Optional[mask_approximation.MaskGeometry] = None
       for where, layer in self._layers(outputs):
         layer_mask_logits = _require(layer, common.MASK_LOGITS,

@@ -1,6 +1,7 @@
 """Per-pixel cross-entropies: mask-ID (MaX-DeepLab) and semantic.
 
-Both are averaged over the pixels they supervise, per image (an image with
+Both are averaged per image over the pixels they supervise, counting only
+non-zero terms as DeepLab2 does (`reduction.nonzero_mean`; an image with
 none gives 0).
 """
 
@@ -9,12 +10,7 @@ import tensorflow as tf
 from cmt.data import dataset_info
 from cmt.model.loss import ground_truth as gt_lib
 from cmt.model.loss import matcher
-
-
-def _mean_over(values: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
-  """[B, P] -> [B] weighted mean over P; 0 where all weights are 0."""
-  return tf.math.divide_no_nan(tf.reduce_sum(values * weights, axis=-1),
-                               tf.reduce_sum(weights, axis=-1))
+from cmt.model.loss import reduction
 
 
 def mask_id_cross_entropy(matching: matcher.Matching,
@@ -33,7 +29,7 @@ def mask_id_cross_entropy(matching: matcher.Matching,
   supervised = tf.reduce_sum(slot_one_hot, axis=-1)  # Labelled and matched.
   cross_entropy = tf.nn.softmax_cross_entropy_with_logits(
       labels=slot_one_hot, logits=logits)
-  return _mean_over(cross_entropy, supervised)
+  return reduction.nonzero_mean(cross_entropy * supervised)
 
 
 def semantic_cross_entropy(gt_semantic: tf.Tensor,
@@ -52,5 +48,5 @@ def semantic_cross_entropy(gt_semantic: tf.Tensor,
                       [-1, height * width, num_classes])
   cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(
       labels=labels, logits=logits)
-  return _mean_over(cross_entropy,
-                    tf.cast(labels != dataset_info.VOID, tf.float32))
+  return reduction.nonzero_mean(
+      cross_entropy * tf.cast(labels != dataset_info.VOID, tf.float32))

@@ -16,13 +16,15 @@ Two variants, chosen by `InstanceDiscriminationOptions.type`:
   P(a) being the sampled pixels of a's mask (a itself included). Thing and
   stuff pixels take part; void and crowd pixels are never sampled.
 
-Both are averaged per image over the anchor pixels (0 for an image without
+Both are averaged per image over the anchor pixels, counting only non-zero
+terms as DeepLab2 does (`reduction.nonzero_mean`; 0 for an image without
 any).
 """
 
 import tensorflow as tf
 
 from cmt.model.loss import ground_truth as gt_lib
+from cmt.model.loss import reduction
 
 # Pushes excluded entries out of a softmax without producing inf - inf.
 _MASKED_LOGIT = -1e9
@@ -53,9 +55,7 @@ def mask_center_loss(pixel_features: tf.Tensor, targets: gt_lib.MaskTargets,
   cross_entropy = tf.nn.softmax_cross_entropy_with_logits(
       labels=targets.one_hot, logits=logits)
   pixel_is_thing = tf.einsum('bpk,bk->bp', targets.one_hot, targets.is_thing)
-  return tf.math.divide_no_nan(
-      tf.reduce_sum(cross_entropy * pixel_is_thing, axis=-1),
-      tf.reduce_sum(pixel_is_thing, axis=-1))
+  return reduction.nonzero_mean(cross_entropy * pixel_is_thing)
 
 
 def sample_pixels(targets: gt_lib.MaskTargets, sample_count: int,
@@ -99,5 +99,4 @@ def pixel_contrastive_loss(pixel_features: tf.Tensor,
   logits = tf.where(labelled[:, tf.newaxis, :] > 0.0, logits, _MASKED_LOGIT)
   cross_entropy = tf.nn.softmax_cross_entropy_with_logits(
       labels=target, logits=logits)
-  return tf.math.divide_no_nan(tf.reduce_sum(cross_entropy * labelled, -1),
-                               tf.reduce_sum(labelled, axis=-1))
+  return reduction.nonzero_mean(cross_entropy * labelled)

@@ -14,6 +14,7 @@ weight the PQ-style loss terms and are reused by every auxiliary output.
 """
 
 import dataclasses
+from typing import Optional
 
 import tensorflow as tf
 
@@ -85,13 +86,18 @@ def class_similarity(targets: gt_lib.MaskTargets,
 
 
 def match(targets: gt_lib.MaskTargets, mask_logits: tf.Tensor,
-          class_logits: tf.Tensor) -> Matching:
+          class_logits: tf.Tensor,
+          assignment: Optional[tf.Tensor] = None) -> Matching:
   """Hungarian matching on -(dice x class probability).
 
   Args:
     targets: ground truth at the resolution of `mask_logits`.
     mask_logits: [B, h, w, N].
     class_logits: [B, N, C + 1], index 0 = void.
+    assignment: optional [B, K, N] 0/1 matching to use instead of the
+      Hungarian one (e.g. a reference implementation's, to compare losses);
+      each valid mask's row must hold exactly one 1, in distinct columns.
+      Rows of invalid masks are ignored.
 
   Raises:
     ValueError: if there are more padded masks K than predictions N.
@@ -107,8 +113,13 @@ def match(targets: gt_lib.MaskTargets, mask_logits: tf.Tensor,
   dice = dice_similarity(targets, slot_probs)
   class_prob = class_similarity(targets, tf.stop_gradient(class_logits))
   valid = targets.valid[..., tf.newaxis]
-  cost = -dice * class_prob * valid  # Invalid rows: constant 0.
-  assignment = tf.cast(matching.hungarian_match(cost), tf.float32) * valid
+  if assignment is None:
+    cost = -dice * class_prob * valid  # Invalid rows: constant 0.
+    assignment = matching.hungarian_match(cost)
+  elif assignment.shape[1:] != dice.shape[1:]:
+    raise ValueError(f'imposed assignment: expected [B, K, N] = [B, '
+                     f'{num_masks}, {num_slots}], got {assignment.shape}')
+  assignment = tf.cast(assignment, tf.float32) * valid
   unlabelled = (1.0 - targets.labelled)[..., tf.newaxis]
   void_ratio = tf.reduce_sum(slot_probs * unlabelled, axis=1) / (
       tf.reduce_sum(slot_probs, axis=1) + _DICE_EPSILON)

@@ -3,16 +3,18 @@
 For slot n matched to ground-truth mask k (class c_k), with the stop-gradient
 matched dice d_k and class probability p_k from the matching:
 
-  class term = 1/N [ sum_matched alpha d_k CE(class logits_n, c_k)
-                   + sum_unmatched (1 - alpha) w_n CE(class logits_n, void) ]
+  class term = 1/N' [ sum_matched alpha d_k CE(class logits_n, c_k)
+                    + sum_unmatched (1 - alpha) w_n CE(class logits_n, void) ]
   mask term  = alpha/N sum_matched p_k (1 - Dice(m^_n, m_k))
 
 Unmatched predictions are pushed to the void class (index 0) with weight
 w_n = 1 (MaX-DeepLab's Eq. 9) or, as DeepLab2 implements it, the share of
-the slot's predicted mask on void pixels (`void_ratio`). The dice loss
-is computed on labelled pixels with smoothing 1 (V-Net), on masks
-softmax_N(mask logits). Both terms are divided by the number of slots N so
-that alpha balances them under one normaliser.
+the slot's predicted mask on void pixels (`void_ratio`). d_k, p_k and w_n
+are floored at 1e-5. The dice loss is computed on labelled pixels with
+smoothing 1 (V-Net), on masks softmax_N(mask logits). As in DeepLab2 the
+mask term is divided by the number of slots N and the class term by N', the
+number of its non-zero terms (N unless a slot's cross-entropy is exactly 0),
+so that alpha balances the two under about the same normaliser.
 """
 
 import tensorflow as tf
@@ -20,6 +22,7 @@ import tensorflow as tf
 from cmt.data import dataset_info
 from cmt.model.loss import ground_truth as gt_lib
 from cmt.model.loss import matcher
+from cmt.model.loss import reduction
 
 # Floor of the dynamic weights, so a matched pair always gets some signal.
 _MIN_WEIGHT = 1e-5
@@ -33,7 +36,6 @@ def class_term(matching: matcher.Matching, targets: gt_lib.MaskTargets,
   With `void_ratio_weight` an unmatched slot's term is weighted by the
   share of its mask on void pixels, else by 1.
   """
-  num_slots = class_logits.shape[1]
   slot_matched = matching.slot_matched
   slot_class = tf.cast(tf.round(matching.to_slots(targets.mask_class)),
                        tf.int32)
@@ -45,7 +47,7 @@ def class_term(matching: matcher.Matching, targets: gt_lib.MaskTargets,
                       if void_ratio_weight else 1.0)
   weight = slot_matched * alpha * slot_dice + (1.0 - slot_matched) * (
       1.0 - alpha) * unmatched_weight
-  return tf.reduce_sum(weight * cross_entropy, axis=-1) / num_slots
+  return reduction.nonzero_mean(weight * cross_entropy)
 
 
 def dice_loss(targets: gt_lib.MaskTargets, masks: tf.Tensor) -> tf.Tensor:

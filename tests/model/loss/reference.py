@@ -41,6 +41,13 @@ def void_ratio(mask_id, mask_logits):
   return (probs * (mask_id < 0)[:, None]).sum(0) / (probs.sum(0) + 1e-5)
 
 
+def nonzero_mean(terms):
+  """DeepLab2's average: sum / number of non-zero terms (0 if none)."""
+  terms = np.asarray(terms, np.float64)
+  count = np.count_nonzero(terms)
+  return terms.sum() / count if count else 0.0
+
+
 def cross_entropy(logits, target):
   return -np.log(softmax(logits)[target])
 
@@ -49,16 +56,17 @@ def pq_style(assign, dice, prob, mask_id, mask_class, mask_logits,
              class_logits, alpha, void_ratio=None):
   """void_ratio [N]: weights of the unmatched slots (default 1)."""
   num_slots = mask_logits.shape[1]
-  class_term = 0.0
+  class_terms = []
   slot_to_mask = {n: k for k, n in assign.items()}
   for n in range(num_slots):
     if n in slot_to_mask:
       k = slot_to_mask[n]
-      class_term += alpha * max(dice[k], 1e-5) * cross_entropy(
-          class_logits[n], mask_class[k])
+      class_terms.append(alpha * max(dice[k], 1e-5) * cross_entropy(
+          class_logits[n], mask_class[k]))
     else:
       weight = 1.0 if void_ratio is None else max(void_ratio[n], 1e-5)
-      class_term += (1 - alpha) * weight * cross_entropy(class_logits[n], 0)
+      class_terms.append((1 - alpha) * weight *
+                         cross_entropy(class_logits[n], 0))
   probs = softmax(mask_logits) * (mask_id >= 0)[:, None]
   mask_term = 0.0
   for k, n in assign.items():
@@ -66,18 +74,18 @@ def pq_style(assign, dice, prob, mask_id, mask_class, mask_logits,
     dice_loss = 1 - (2 * (gt * probs[:, n]).sum() + 1) / (
         probs[:, n].sum() + gt.sum() + 1)
     mask_term += max(prob[k], 1e-5) * dice_loss
-  return class_term / num_slots + alpha / num_slots * mask_term
+  return nonzero_mean(class_terms) + alpha / num_slots * mask_term
 
 
 def mask_id_cross_entropy(assign, mask_id, mask_logits):
   losses = [cross_entropy(mask_logits[p], assign[k])
             for p, k in enumerate(mask_id) if k >= 0 and k in assign]
-  return np.mean(losses) if losses else 0.0
+  return nonzero_mean(losses)
 
 
 def semantic(labels, logits):
   losses = [cross_entropy(logits[p], c) for p, c in enumerate(labels) if c]
-  return np.mean(losses) if losses else 0.0
+  return nonzero_mean(losses)
 
 
 def mask_approximation(assign, mask_id, height, width, points):
@@ -109,7 +117,7 @@ def mask_center(features, mask_id, valid, is_thing, temperature):
     if k >= 0 and is_thing[k]:
       logits = np.array([features[p] @ centers[j] for j in ks]) / temperature
       losses.append(-np.log(softmax(logits)[ks.index(k)]))
-  return np.mean(losses) if losses else 0.0
+  return nonzero_mean(losses)
 
 
 def pixel_contrastive(features, mask_id, temperature):
@@ -122,4 +130,4 @@ def pixel_contrastive(features, mask_id, temperature):
     log_probs = np.log(softmax(f[a] @ f.T / temperature))
     positives = np.flatnonzero(ids == ids[a])
     losses.append(-log_probs[positives].mean())
-  return np.mean(losses) if losses else 0.0
+  return nonzero_mean(losses)

@@ -96,6 +96,33 @@ def test_semantic_cross_entropy_by_hand():
       2.0 * math.log(2.0), rel=1e-5)
 
 
+def test_terms_that_are_exactly_zero_do_not_count():
+  # DeepLab2's normaliser: pixel 0 is classified with certainty (its float32
+  # cross-entropy is exactly 0), so the mean is over pixel 1 alone: ln 4,
+  # not ln 4 / 2.
+  gt = toy.ground_truth([[[0, 1]]], [[1, 2]])
+  outputs = {common.SEMANTIC_LOGITS: np.array(
+      [[[[0.0, 200.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]]], np.float32)}
+  losses = _losses(toy.options(semantic=1.0), gt, outputs)
+  assert losses[common.LOSS_SEMANTIC] == pytest.approx(math.log(4.0),
+                                                       rel=1e-5)
+
+
+def test_pq_style_class_term_counts_its_non_zero_terms():
+  gt, outputs = _two_pixel_case()
+  # Slot 1 predicts void with certainty: its term is exactly 0, so the class
+  # term is slot 0's alone, divided by 1 rather than N = 2 (DeepLab2). The
+  # mask term keeps alpha / N.
+  outputs[common.CLASS_LOGITS][0, 1] = [200.0, 0.0, 0.0, 0.0]
+  alpha = 0.75
+  dice = 0.5 / (0.75 + 1e-5)
+  class_term = alpha * dice * -math.log(0.5)
+  mask_term = alpha / 2 * 0.5 * (1 - 2.0 / 2.5)
+  losses = _losses(toy.options(pq_style=1.0, alpha=alpha), gt, outputs)
+  assert losses[common.LOSS_PQ_STYLE] == pytest.approx(
+      class_term + mask_term, rel=1e-5)
+
+
 def _mask_approximation_case(shift):
   """5 x 5 grid (coordinates 0, .25, .5, .75, 1); mask 0 on rows 1-2, cols
   0-1: h in [.25, .5] (mean .375), w in [0, .25] (mean .125)."""

@@ -1,0 +1,255 @@
+"""Our losses on DeepLab2's own MaX-DeepLab-S outputs equal DeepLab2's values.
+
+Fixture: ../shared/deeplab2/max_deeplab_s (its README, section "Loss"):
+DeepLab2's raw outputs (`outputs.npz`), the real COCO ground truth of the
+crop in DeepLab2's label convention (`loss_ground_truth.npz`) and DeepLab2's
+loss terms on them (`losses.json`). Our loss gets the same tensors mapped to
+its conventions:
+
+* ground truth: DeepLab2's `panoptic_label` (semantic * 256 + instance, crowd
+  already void) through our own `compute_targets`; our K masks are sorted by
+  area, DeepLab2's rows are 128 thing ids + 53 stuff classes, so masks are
+  paired by their pixels;
+* class logits: DeepLab2 puts void last, we put it first (index 0);
+* semantic logits, mask logits and pixel features: the same layout.
+
+The matching here is a tie-break of DeepLab2's float32 Hungarian solver
+(every score is below 1.5e-12), so its recorded assignment is imposed for
+the terms that depend on it.
+"""
+
+import json
+import os
+import pathlib
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cmt import common
+from cmt.data import dataset_info
+from cmt.data import targets as targets_lib
+from cmt.model.loss import builder
+from cmt.model.loss import ground_truth as gt_lib
+from cmt.model.loss import matcher
+from cmt.model.loss import pq_style
+from cmt.protos import config_pb2
+from cmt.protos import trainer_pb2
+
+FIXTURE = (pathlib.Path(__file__).resolve().parents[3].parent / 'shared' /
+           'deeplab2' / 'max_deeplab_s')
+_TYPES = trainer_pb2.InstanceDiscriminationOptions
+_PQ = trainer_pb2.PQStyleLossOptions
+COCO = dataset_info.COCO_PANOPTIC
+# The Must-show tolerance, relative.
+RTOL = 1e-4
+
+
+@pytest.fixture(scope='module')
+def fixture():
+  if not FIXTURE.is_dir():
+    if os.environ.get('CI'):
+      pytest.fail(f'{FIXTURE} is missing; CI must have ../shared beside the '
+                  'clone')
+    pytest.skip(f'{FIXTURE} not found: these tests need DeepLab2\'s fixtures '
+                'beside the clone (../shared/deeplab2)')
+  outputs = dict(np.load(FIXTURE / 'outputs.npz'))
+  truth = dict(np.load(FIXTURE / 'loss_ground_truth.npz'))
+  reference = json.loads((FIXTURE / 'losses.json').read_text())
+  return outputs, truth, reference
+
+
+def _our_outputs(deeplab2_outputs):
+  """DeepLab2's output tensors in our keys and class order."""
+  class_logits = deeplab2_outputs['transformer_class_logits']
+  return {
+      common.MASK_LOGITS: deeplab2_outputs['pixel_space_mask_logits'],
+      # DeepLab2: [thing + stuff classes, void]; ours: [void, classes].
+      common.CLASS_LOGITS: np.concatenate(
+          [class_logits[..., -1:], class_logits[..., :-1]], axis=-1),
+      common.PIXEL_FEATURES: deeplab2_outputs['pixel_space_normalized_feature'],
+      common.SEMANTIC_LOGITS: deeplab2_outputs['semantic_logits'],
+  }
+
+
+def _our_ground_truth(truth):
+  """Our targets of DeepLab2's panoptic label, with a batch dimension."""
+  gt = targets_lib.compute_targets(truth['panoptic_label'], COCO,
+                                   max_num_masks=128)
+  return {key: value[tf.newaxis] for key, value in gt.items()}
+
+
+def _deeplab2_rows(truth, height, width):
+  """[h w] DeepLab2's ground-truth row of each output pixel, -1 on void.
+
+  Rows 0-127 are thing ids, row 128 + j is stuff class 81 + j (COCO).
+  """
+  thing_id = truth['thing_id_mask_gt'][0, ::4, ::4]
+  semantic = truth['semantic_gt'][0, ::4, ::4]
+  assert thing_id.shape == (height, width)
+  num_things = sum(COCO.thing_mask)
+  stuff_row = 128 + semantic - (num_things + 1)
+  is_stuff = (semantic != dataset_info.VOID) & ~np.take(COCO.thing_mask,
+                                                        semantic)
+  rows = np.where(thing_id >= 0, thing_id, np.where(is_stuff, stuff_row, -1))
+  return rows.reshape(-1)
+
+
+def _row_of_each_mask(targets, truth):
+  """{our mask k: DeepLab2's row} for our valid masks, paired by pixels."""
+  rows = _deeplab2_rows(truth, targets.height, targets.width)
+  mask_id = targets.mask_id.numpy()[0]
+  pairs = {}
+  for k in np.flatnonzero(targets.valid.numpy()[0]):
+    mask_rows = np.unique(rows[mask_id == k])
+    assert len(mask_rows) == 1, (k, mask_rows)
+    pairs[k] = int(mask_rows[0])
+    # The same pixels, not only overlapping ones.
+    np.testing.assert_array_equal(rows == pairs[k], mask_id == k)
+  return pairs
+
+
+def _deeplab2_assignment(targets, truth, reference):
+  """[1, K, N] DeepLab2's recorded matching, on our mask indices."""
+  slot_of_row = {m['gt_mask']: m['slot'] for m in reference['matching']}
+  num_masks = targets.mask_class.shape[-1]
+  assignment = np.zeros([1, num_masks, 128], np.float32)
+  for k, row in _row_of_each_mask(targets, truth).items():
+    assignment[0, k, slot_of_row[row]] = 1.0
+  return tf.constant(assignment)
+
+
+def _options(reference, discrimination=_TYPES.MASK_CENTER,
+             sample_count=4096, unmatched_weight=_PQ.VOID_RATIO):
+  """Our loss options with DeepLab2's settings from losses.json."""
+  settings = reference['settings']
+  weights = settings['loss_options']
+  experiment = config_pb2.ExperimentOptions()
+  loss = experiment.trainer_options.loss_options
+  loss.pq_style_loss.weight = weights['pq_style_loss.weight']
+  loss.pq_style_loss.alpha = settings['focal_loss_alpha']
+  loss.pq_style_loss.unmatched_weight = unmatched_weight
+  loss.mask_id_cross_entropy_loss.weight = weights[
+      'mask_id_cross_entropy_loss.weight']
+  discrimination_options = loss.instance_discrimination_loss
+  discrimination_options.weight = weights['instance_discrimination_loss.weight']
+  discrimination_options.type = discrimination
+  discrimination_options.temperature = settings[
+      'instance_discrimination_temperature']
+  discrimination_options.sample_count = sample_count
+  loss.semantic_loss.weight = weights['semantic_loss.weight']
+  loss.mask_approximation_loss.weight = 0.0  # CMT-DeepLab only.
+  loss.deep_supervision = False  # DeepLab2's config: no auxiliary outputs.
+  return experiment
+
+
+def _relative(ours, theirs):
+  return abs(float(ours) - theirs) / abs(theirs)
+
+
+def test_ground_truth_conventions_agree(fixture):
+  """Our targets at 33 x 33 hold DeepLab2's 12 masks, pixel for pixel."""
+  outputs, truth, reference = fixture
+  gt = _our_ground_truth(truth)
+  np.testing.assert_array_equal(gt[common.GT_SEMANTIC], truth['semantic_gt'])
+  targets = gt_lib.mask_targets(gt, 33, 33)
+  pairs = _row_of_each_mask(targets, truth)
+  assert sorted(pairs.values()) == sorted(
+      m['gt_mask'] for m in reference['matching'])
+  ground_truth = reference['ground_truth']
+  assert int(targets.labelled.numpy().sum()) == ground_truth[
+      'non_void_pixels_33']
+  thing_pixels = (targets.one_hot.numpy()[0]
+                  @ targets.is_thing.numpy()[0]).sum()
+  assert thing_pixels == ground_truth['thing_pixels_33']
+  assert outputs['pixel_space_mask_logits'].shape[1:3] == (33, 33)
+
+
+def test_losses_equal_deeplab2_with_its_matching(fixture):
+  """Semantic, mask-center discrimination, mask-ID and the PQ-style total."""
+  outputs, truth, reference = fixture
+  gt = _our_ground_truth(truth)
+  ours = _our_outputs(outputs)
+  targets = gt_lib.mask_targets(gt, 33, 33)
+  assignment = _deeplab2_assignment(targets, truth, reference)
+  loss_fn = builder.build_loss(_options(reference), COCO)
+  losses = loss_fn(gt, ours, assignment=assignment)
+  theirs = reference['losses']
+  for name in (common.LOSS_SEMANTIC, common.LOSS_INSTANCE_DISCRIMINATION,
+               common.LOSS_MASK_ID):
+    assert _relative(losses[name], theirs[name]) < RTOL, name
+  # Our PQ-style loss is DeepLab2's class term plus its mask dice term.
+  pq_style_total = (theirs['pq_style_loss_class_term']
+                    + theirs['pq_style_loss_mask_dice_term'])
+  assert _relative(losses[common.LOSS_PQ_STYLE], pq_style_total) < RTOL
+  assert _relative(losses[common.LOSS_TOTAL], theirs['total_loss']) < RTOL
+  assert float(losses[common.LOSS_MASK_APPROXIMATION]) == 0.0
+
+
+def _pq_style_terms(fixture, unmatched_weight):
+  """(class term, mask dice term) x the PQ-style weight, DeepLab2's matching."""
+  outputs, truth, reference = fixture
+  ours = _our_outputs(outputs)
+  targets = gt_lib.mask_targets(_our_ground_truth(truth), 33, 33)
+  matching = matcher.match(targets, ours[common.MASK_LOGITS],
+                           ours[common.CLASS_LOGITS],
+                           _deeplab2_assignment(targets, truth, reference))
+  settings = reference['settings']
+  weight = settings['loss_options']['pq_style_loss.weight']
+  alpha = settings['focal_loss_alpha']
+  class_term = pq_style.class_term(
+      matching, targets, ours[common.CLASS_LOGITS], alpha,
+      void_ratio_weight=unmatched_weight == _PQ.VOID_RATIO)
+  mask_term = pq_style.mask_term(matching, targets, ours[common.MASK_LOGITS],
+                                 alpha)
+  return weight * float(class_term[0]), weight * float(mask_term[0])
+
+
+def test_pq_style_terms_equal_deeplab2_with_its_matching(fixture):
+  theirs = fixture[2]['losses']
+  class_term, mask_term = _pq_style_terms(fixture, _PQ.VOID_RATIO)
+  assert _relative(class_term, theirs['pq_style_loss_class_term']) < RTOL
+  # Every matched class probability is below the 1e-5 floor here, so this
+  # checks the dice losses and the floor.
+  assert _relative(mask_term, theirs['pq_style_loss_mask_dice_term']) < RTOL
+
+
+def test_constant_unmatched_weight_is_not_deeplab2s(fixture):
+  """MaX-DeepLab's Eq. 9 (weight 1) differs: DeepLab2 uses the void ratio."""
+  theirs = fixture[2]['losses']
+  class_term, _ = _pq_style_terms(fixture, _PQ.CONSTANT)
+  assert _relative(class_term, theirs['pq_style_loss_class_term']) > 0.1
+
+
+def test_pixel_contrastive_equals_deeplab2_on_non_void_pixels(fixture):
+  """DeepLab2 with k = 957 draws exactly the non-void pixels."""
+  outputs, truth, reference = fixture
+  variants = reference['variants']
+  non_void = variants['pixel_contrastive_non_void_pixels']
+  all_pixels = variants['pixel_contrastive_all_pixels']
+  name = common.LOSS_INSTANCE_DISCRIMINATION
+  gt = _our_ground_truth(truth)
+  ours = _our_outputs(outputs)
+  num_non_void = reference['ground_truth']['non_void_pixels_33']
+  for sample_count in (num_non_void, 4096):
+    loss_fn = builder.build_loss(
+        _options(reference, _TYPES.PIXEL_CONTRASTIVE, sample_count), COCO)
+    value = float(loss_fn(gt, ours)[name])
+    assert _relative(value, non_void['losses'][name]) < RTOL, sample_count
+  # On purpose: with more samples than non-void pixels (the paper's 4096
+  # here) DeepLab2 also draws void pixels, which then enter every anchor's
+  # softmax; ours never does (void and crowd are no features to cluster).
+  assert _relative(value, all_pixels['losses'][name]) > 0.01
+
+
+def test_our_hungarian_is_at_least_as_good_as_deeplab2s_tie_break(fixture):
+  """Why DeepLab2's matching is imposed above: it is not the optimum here."""
+  outputs, truth, reference = fixture
+  ours = _our_outputs(outputs)
+  targets = gt_lib.mask_targets(_our_ground_truth(truth), 33, 33)
+  matching = matcher.match(targets, ours[common.MASK_LOGITS],
+                           ours[common.CLASS_LOGITS])
+  score = float(tf.reduce_sum(matching.dice * matching.class_prob))
+  check = reference['matching_check']
+  assert score >= check['deeplab2_total_score']
+  assert score == pytest.approx(check['optimal_total_score'], rel=1e-3)
