@@ -214,6 +214,22 @@ def test_pq_style_terms_equal_deeplab2_with_its_matching(fixture):
   assert _relative(mask_term, theirs['pq_style_loss_mask_dice_term']) < RTOL
 
 
+def test_void_ratio_is_deeplab2s_definition(fixture):
+  """Soft mask on void pixels / (soft mask on all pixels + 1e-5)."""
+  outputs, truth, _ = fixture
+  ours = _our_outputs(outputs)
+  targets = gt_lib.mask_targets(_our_ground_truth(truth), 33, 33)
+  matching = matcher.match(targets, ours[common.MASK_LOGITS],
+                           ours[common.CLASS_LOGITS])
+  logits = outputs['pixel_space_mask_logits'][0].reshape(-1, 128)
+  probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
+  probs /= probs.sum(axis=-1, keepdims=True)
+  void = (truth['semantic_gt'][0, ::4, ::4] == 0).reshape(-1, 1)
+  expected = (probs * void).sum(0) / (probs.sum(0) + 1e-5)
+  np.testing.assert_allclose(matching.void_ratio.numpy()[0], expected,
+                             rtol=1e-4, atol=1e-7)
+
+
 def test_constant_unmatched_weight_is_not_deeplab2s(fixture):
   """MaX-DeepLab's Eq. 9 (weight 1) differs: DeepLab2 uses the void ratio."""
   theirs = fixture[2]['losses']

@@ -10,6 +10,8 @@ from cmt import common
 from cmt.model.loss import builder
 from cmt.model.loss import ground_truth as gt_lib
 from cmt.model.loss import instance_discrimination
+from cmt.model.loss import matcher
+from cmt.model.loss import pq_style
 from cmt.protos import trainer_pb2
 from tests.model.loss import toy
 
@@ -75,6 +77,34 @@ def test_pq_style_void_ratio_weight_by_hand():
                    gt, outputs)
   assert losses[common.LOSS_PQ_STYLE] == pytest.approx(
       class_term + mask_term, rel=1e-5)
+
+
+def test_void_ratio_weight_is_floored_and_carries_no_gradient():
+  # No void pixel: the unmatched slot 1 has void ratio 0, floored to 1e-5.
+  gt = toy.ground_truth([[[0, 0]]], [[1, 0]])
+  _, outputs = _two_pixel_case()
+  alpha = 0.75
+  dice = 1.0 / (1.5 + 1e-5)  # Each slot holds 1/2 of both pixels.
+  class_term = (alpha * dice * -math.log(0.5)
+                + (1 - alpha) * 1e-5 * -math.log(0.25)) / 2
+  mask_term = alpha / 2 * 0.5 * (1 - 3.0 / 4.0)
+  losses = _losses(toy.options(
+      pq_style=1.0, alpha=alpha,
+      unmatched_weight=trainer_pb2.PQStyleLossOptions.VOID_RATIO),
+                   gt, outputs)
+  assert losses[common.LOSS_PQ_STYLE] == pytest.approx(
+      class_term + mask_term, rel=1e-5)
+  # The weights (matched dice, void ratio) are stop-gradient: the class
+  # term reaches the class logits only.
+  mask_logits = tf.Variable(outputs[common.MASK_LOGITS])
+  targets = gt_lib.mask_targets(gt, 1, 2)
+  with tf.GradientTape() as tape:
+    matching = matcher.match(targets, mask_logits,
+                             outputs[common.CLASS_LOGITS])
+    term = pq_style.class_term(matching, targets,
+                               outputs[common.CLASS_LOGITS], alpha,
+                               void_ratio_weight=True)
+  assert tape.gradient(term, mask_logits) is None
 
 
 def test_mask_id_cross_entropy_by_hand():
