@@ -9,11 +9,12 @@ approximation without REFERENCE_POINTS), is reported as 0 and not computed.
 
 The Hungarian matching is computed once, from the final mask and class
 logits (or imposed: `loss_fn(ground_truth, outputs, assignment=...)`, to
-compare with another implementation's losses on its own matching). With `deep_supervision`, every entry of AUX_OUTPUTS (one per CMT
-layer, Sec. 3.3) gets the PQ-style, mask-ID and, where it predicts reference
-points, mask approximation losses again, against ground truth sampled at
-that layer's own resolution and with the same matching; they add to the
-same named losses.
+compare with another implementation's losses on its own matching). With
+`deep_supervision`, every entry of AUX_OUTPUTS (one per CMT layer, Sec. 3.3)
+gets the PQ-style, mask-ID and, where it predicts reference points, mask
+approximation losses again, against ground truth sampled at that layer's
+own resolution and with the same matching; they add to the same named
+losses.
 
 Everything is TensorFlow with static shapes: the loss compiles under
 `tf.function(jit_compile=True)`.

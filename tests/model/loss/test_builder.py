@@ -7,6 +7,7 @@ import tensorflow as tf
 from cmt import common
 from cmt.model.loss import builder
 from cmt.model.loss import ground_truth as gt_lib
+from cmt.model.loss import matcher
 from cmt.protos import trainer_pb2
 from tests.model.loss import reference
 from tests.model.loss import toy
@@ -217,6 +218,24 @@ def test_deep_supervision_reuses_the_final_matching():
       gt, {k: v for k, v in outputs.items() if k != common.AUX_OUTPUTS})
   for name in builder.LOSS_NAMES:
     assert float(without[name]) == pytest.approx(float(bare[name]), rel=1e-6)
+
+
+def test_an_imposed_assignment_replaces_the_hungarian_one():
+  gt, outputs = toy.random_case(np.random.default_rng(10))
+  loss_fn = builder.build_loss(toy.options(**_ALL), toy.DATASET)
+  targets = gt_lib.mask_targets(gt, 5, 5)
+  found = matcher.match(targets, outputs[common.MASK_LOGITS],
+                        outputs[common.CLASS_LOGITS]).assignment
+  hungarian = loss_fn(gt, outputs)
+  imposed = loss_fn(gt, outputs, assignment=found)
+  for name in builder.LOSS_NAMES:
+    assert float(imposed[name]) == float(hungarian[name]), name
+  # Another assignment (masks moved one slot on) changes the matched terms.
+  shifted = loss_fn(gt, outputs, assignment=tf.roll(found, 1, axis=-1))
+  assert float(shifted[common.LOSS_MASK_ID]) != float(
+      hungarian[common.LOSS_MASK_ID])
+  with pytest.raises(ValueError, match='imposed assignment'):
+    loss_fn(gt, outputs, assignment=found[:, :, :-1])
 
 
 def test_mask_approximation_needs_reference_points():
