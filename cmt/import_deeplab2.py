@@ -70,9 +70,8 @@ def convert(options, checkpoint_path: str, output_dir: str,
     raise ValueError(f'--deeplab2_checkpoint={checkpoint_path}: cannot read: '
                      f'{error.message}') from None
   info = dataset_info_lib.get_dataset_info(options.eval_dataset_options)
-  crop = export.crop_size_of(options)
-  model = builder.build_model(options, info)
-  model(tf.zeros([1, *crop, 3]), training=False)
+  # The variables do not depend on the crop: build at the smallest one.
+  model = builder.build_and_initialise(options, info)
   try:
     plan = deeplab2_checkpoint.plan(model, reader, options, info)
   except ValueError as error:
