@@ -172,6 +172,10 @@ def warm_start(model, reader, resolved: str, options, dataset_info,
   for path, ours, name, theirs in result.mismatched:
     logging.warning('initial_checkpoint: skipped %s %s (DeepLab2 %s %s)',
                     path, ours, name, theirs)
+  for path, reason in result.left_at_init:
+    if 'is not in this checkpoint' in reason:
+      logging.warning('initial_checkpoint: %s left at initialisation: %s',
+                      path, reason)
   backbone = {id(v) for v in builder.pretrained_variables(model)}
   restored_ids = {id(v) for _, v, _, _ in result.mapped}
   logging.info(
