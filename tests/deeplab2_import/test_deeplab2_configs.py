@@ -62,3 +62,12 @@ def test_released_max_deeplab_s_counts_deeplab2s_parameters():
   options = config_lib.load_config(str(_path(641, 100)), params=PARAMS)
   info = dataset_info_lib.get_dataset_info(options.eval_dataset_options)
   assert builder.count_inference_params(options, info) == 61_900_200
+
+
+def test_validation_refuses_a_layer_multiplier_that_empties_a_stage():
+  options = config_lib.load_config(str(_path(641, 100)), params=PARAMS)
+  options.model_options.backbone.layer_multiplier = 0.2
+  options.model_options.heads.aspp_atrous_rates[:] = [6, 12]
+  problems = config_lib.check_options(options)
+  assert any('layer_multiplier 0.2 leaves a stage' in p for p in problems)
+  assert any('aspp_atrous_rates must list 3' in p for p in problems)
