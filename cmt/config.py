@@ -226,6 +226,7 @@ def check_options(options: config_pb2.ExperimentOptions) -> list[str]:
     problems.append('model_options.transformer.memory_channels '
                     f'({model.transformer.memory_channels}) must divide by '
                     f'num_heads ({model.transformer.num_heads})')
+  problems += _check_deeplab2_counterparts(model)
   for name in ('train_dataset_options', 'eval_dataset_options'):
     if not options.HasField(name):
       continue
@@ -249,4 +250,26 @@ def check_options(options: config_pb2.ExperimentOptions) -> list[str]:
   if solver.warmup_steps < 0:
     problems.append('trainer_options.solver_options.warmup_steps must be '
                     f'>= 0, got {solver.warmup_steps}')
+  return problems
+
+
+def _check_deeplab2_counterparts(model) -> list[str]:
+  """The fields that mirror DeepLab2's multipliers and semantic decoder."""
+  problems = []
+  backbone = model.backbone
+  if backbone.HasField('stem_width_multiplier') and (
+      backbone.stem_width_multiplier <= 0):
+    problems.append('model_options.backbone.stem_width_multiplier must be '
+                    f'> 0, got {backbone.stem_width_multiplier:g}')
+  counts = list(backbone.num_blocks) or (
+      [3, 4, 24, 3] if backbone.name == backbone.AXIAL_RESNET_104
+      else [3, 4, 6, 3])
+  if min(int(c * backbone.layer_multiplier) for c in counts) < 1:
+    problems.append('model_options.backbone.layer_multiplier '
+                    f'{backbone.layer_multiplier:g} leaves a stage of '
+                    f'{counts} without blocks')
+  rates = list(model.heads.aspp_atrous_rates)
+  if rates and (len(rates) != 3 or min(rates) < 1):
+    problems.append('model_options.heads.aspp_atrous_rates must list 3 '
+                    f'positive rates (or none: 6, 12, 18), got {rates}')
   return problems

@@ -24,33 +24,33 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x63mt/protos/model.proto\x12\x03\x63mt\"\xb0\x04\n\x0f\x42\x61\x63kboneOptions\x12\x38\n\x04name\x18\x01 \x01(\x0e\x32\x19.cmt.BackboneOptions.Name:\x0f\x41XIAL_RESNET_50\x12)\n\nactivation\x18\x02 \x01(\x0e\x32\x0f.cmt.Activation:\x04GELU\x12\x1b\n\x0e\x64rop_path_rate\x18\x03 \x01(\x02:\x03\x30.2\x12I\n\x12\x64rop_path_schedule\x18\x04 \x01(\x0e\x32%.cmt.BackboneOptions.DropPathSchedule:\x06LINEAR\x12\x19\n\routput_stride\x18\x05 \x01(\x05:\x02\x31\x36\x12#\n\x17use_axial_beyond_stride\x18\x06 \x01(\x05:\x02\x31\x36\x12#\n\x15\x64ual_path_in_backbone\x18\x07 \x01(\x08:\x04true\x12\x1f\n\x12\x61xial_query_region\x18\x08 \x01(\x05:\x03\x31\x32\x39\x12\x1b\n\x10width_multiplier\x18\t \x01(\x02:\x01\x31\x12\x12\n\nnum_blocks\x18\n \x03(\x05\"G\n\x04Name\x12\x14\n\x10NAME_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x41XIAL_RESNET_50\x10\x01\x12\x14\n\x10\x41XIAL_RESNET_104\x10\x02\"P\n\x10\x44ropPathSchedule\x12\"\n\x1e\x44ROP_PATH_SCHEDULE_UNSPECIFIED\x10\x00\x12\x0c\n\x08\x43ONSTANT\x10\x01\x12\n\n\x06LINEAR\x10\x02\"H\n\x17TransformerStageOptions\x12\x16\n\x0e\x62\x61\x63kbone_stage\x18\x01 \x01(\x05\x12\x15\n\nnum_blocks\x18\x02 \x01(\x05:\x01\x33\"t\n\x0e\x44\x65\x63oderOptions\x12\x38\n\x12transformer_stages\x18\x01 \x03(\x0b\x32\x1c.cmt.TransformerStageOptions\x12(\n\x1dhigh_resolution_output_stride\x18\x02 \x01(\x05:\x01\x34\"\x8f\x01\n\x12TransformerOptions\x12 \n\x13num_cluster_centers\x18\x01 \x01(\x05:\x03\x31\x32\x38\x12\x1c\n\x0fmemory_channels\x18\x02 \x01(\x05:\x03\x32\x35\x36\x12\x14\n\tnum_heads\x18\x03 \x01(\x05:\x01\x38\x12#\n\x15\x66\x65\x65\x64_forward_channels\x18\x04 \x01(\x05:\x04\x32\x30\x34\x38\"\x90\x01\n\x11\x43lusteringOptions\x12 \n\x11\x63lustering_update\x18\x01 \x01(\x08:\x05\x66\x61lse\x12\x1d\n\x0ereference_mask\x18\x02 \x01(\x08:\x05\x66\x61lse\x12\x19\n\ncoord_conv\x18\x03 \x01(\x08:\x05\x66\x61lse\x12\x1f\n\x14num_reference_points\x18\x04 \x01(\x05:\x01\x38\"\xb9\x02\n\x0bHeadOptions\x12&\n\x19pixel_space_head_channels\x18\x01 \x01(\x05:\x03\x32\x35\x36\x12(\n\x1bpixel_space_output_channels\x18\x02 \x01(\x05:\x03\x31\x32\x38\x12$\n\x18res3_projection_channels\x18\x03 \x01(\x05:\x02\x36\x34\x12$\n\x18res2_projection_channels\x18\x04 \x01(\x05:\x02\x33\x32\x12%\n\x17\x61uxiliary_semantic_head\x18\x05 \x01(\x08:\x04true\x12#\n\x16semantic_head_channels\x18\x06 \x01(\x05:\x03\x32\x35\x36\x12\x1d\n\x10\x63lass_void_prior\x18\x07 \x01(\x02:\x03\x30.9\x12!\n\x14mask_logits_bn_gamma\x18\x08 \x01(\x02:\x03\x30.1\"\xac\x03\n\x0cModelOptions\x12&\n\x08\x62\x61\x63kbone\x18\x01 \x01(\x0b\x32\x14.cmt.BackboneOptions\x12$\n\x07\x64\x65\x63oder\x18\x02 \x01(\x0b\x32\x13.cmt.DecoderOptions\x12,\n\x0btransformer\x18\x03 \x01(\x0b\x32\x17.cmt.TransformerOptions\x12*\n\nclustering\x18\x04 \x01(\x0b\x32\x16.cmt.ClusteringOptions\x12\x1f\n\x05heads\x18\x05 \x01(\x0b\x32\x10.cmt.HeadOptions\x12(\n\x19recursive_feature_network\x18\x06 \x01(\x08:\x05\x66\x61lse\x12\x1a\n\x12initial_checkpoint\x18\x07 \x01(\t\x12?\n\rrestore_scope\x18\x08 \x01(\x0e\x32\x1e.cmt.ModelOptions.RestoreScope:\x08\x42\x41\x43KBONE\"L\n\x0cRestoreScope\x12\x1d\n\x19RESTORE_SCOPE_UNSPECIFIED\x10\x00\x12\x0c\n\x08\x42\x41\x43KBONE\x10\x01\x12\x0f\n\x0bWHOLE_MODEL\x10\x02*<\n\nActivation\x12\x1a\n\x16\x41\x43TIVATION_UNSPECIFIED\x10\x00\x12\x08\n\x04RELU\x10\x01\x12\x08\n\x04GELU\x10\x02')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x63mt/protos/model.proto\x12\x03\x63mt\"\xec\x04\n\x0f\x42\x61\x63kboneOptions\x12\x38\n\x04name\x18\x01 \x01(\x0e\x32\x19.cmt.BackboneOptions.Name:\x0f\x41XIAL_RESNET_50\x12)\n\nactivation\x18\x02 \x01(\x0e\x32\x0f.cmt.Activation:\x04GELU\x12\x1b\n\x0e\x64rop_path_rate\x18\x03 \x01(\x02:\x03\x30.2\x12I\n\x12\x64rop_path_schedule\x18\x04 \x01(\x0e\x32%.cmt.BackboneOptions.DropPathSchedule:\x06LINEAR\x12\x19\n\routput_stride\x18\x05 \x01(\x05:\x02\x31\x36\x12#\n\x17use_axial_beyond_stride\x18\x06 \x01(\x05:\x02\x31\x36\x12#\n\x15\x64ual_path_in_backbone\x18\x07 \x01(\x08:\x04true\x12\x1f\n\x12\x61xial_query_region\x18\x08 \x01(\x05:\x03\x31\x32\x39\x12\x1b\n\x10width_multiplier\x18\t \x01(\x02:\x01\x31\x12\x12\n\nnum_blocks\x18\n \x03(\x05\x12\x1d\n\x15stem_width_multiplier\x18\x0b \x01(\x02\x12\x1b\n\x10layer_multiplier\x18\x0c \x01(\x02:\x01\x31\"G\n\x04Name\x12\x14\n\x10NAME_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x41XIAL_RESNET_50\x10\x01\x12\x14\n\x10\x41XIAL_RESNET_104\x10\x02\"P\n\x10\x44ropPathSchedule\x12\"\n\x1e\x44ROP_PATH_SCHEDULE_UNSPECIFIED\x10\x00\x12\x0c\n\x08\x43ONSTANT\x10\x01\x12\n\n\x06LINEAR\x10\x02\"H\n\x17TransformerStageOptions\x12\x16\n\x0e\x62\x61\x63kbone_stage\x18\x01 \x01(\x05\x12\x15\n\nnum_blocks\x18\x02 \x01(\x05:\x01\x33\"t\n\x0e\x44\x65\x63oderOptions\x12\x38\n\x12transformer_stages\x18\x01 \x03(\x0b\x32\x1c.cmt.TransformerStageOptions\x12(\n\x1dhigh_resolution_output_stride\x18\x02 \x01(\x05:\x01\x34\"\x8f\x01\n\x12TransformerOptions\x12 \n\x13num_cluster_centers\x18\x01 \x01(\x05:\x03\x31\x32\x38\x12\x1c\n\x0fmemory_channels\x18\x02 \x01(\x05:\x03\x32\x35\x36\x12\x14\n\tnum_heads\x18\x03 \x01(\x05:\x01\x38\x12#\n\x15\x66\x65\x65\x64_forward_channels\x18\x04 \x01(\x05:\x04\x32\x30\x34\x38\"\x90\x01\n\x11\x43lusteringOptions\x12 \n\x11\x63lustering_update\x18\x01 \x01(\x08:\x05\x66\x61lse\x12\x1d\n\x0ereference_mask\x18\x02 \x01(\x08:\x05\x66\x61lse\x12\x19\n\ncoord_conv\x18\x03 \x01(\x08:\x05\x66\x61lse\x12\x1f\n\x14num_reference_points\x18\x04 \x01(\x05:\x01\x38\"\x98\x03\n\x0bHeadOptions\x12&\n\x19pixel_space_head_channels\x18\x01 \x01(\x05:\x03\x32\x35\x36\x12(\n\x1bpixel_space_output_channels\x18\x02 \x01(\x05:\x03\x31\x32\x38\x12$\n\x18res3_projection_channels\x18\x03 \x01(\x05:\x02\x36\x34\x12$\n\x18res2_projection_channels\x18\x04 \x01(\x05:\x02\x33\x32\x12%\n\x17\x61uxiliary_semantic_head\x18\x05 \x01(\x08:\x04true\x12#\n\x16semantic_head_channels\x18\x06 \x01(\x05:\x03\x32\x35\x36\x12\x1d\n\x10\x63lass_void_prior\x18\x07 \x01(\x02:\x03\x30.9\x12!\n\x14mask_logits_bn_gamma\x18\x08 \x01(\x02:\x03\x30.1\x12\x1a\n\raspp_channels\x18\t \x01(\x05:\x03\x32\x35\x36\x12\x19\n\x11\x61spp_atrous_rates\x18\n \x03(\x05\x12&\n\x19semantic_decoder_channels\x18\x0b \x01(\x05:\x03\x32\x35\x36\"\xac\x03\n\x0cModelOptions\x12&\n\x08\x62\x61\x63kbone\x18\x01 \x01(\x0b\x32\x14.cmt.BackboneOptions\x12$\n\x07\x64\x65\x63oder\x18\x02 \x01(\x0b\x32\x13.cmt.DecoderOptions\x12,\n\x0btransformer\x18\x03 \x01(\x0b\x32\x17.cmt.TransformerOptions\x12*\n\nclustering\x18\x04 \x01(\x0b\x32\x16.cmt.ClusteringOptions\x12\x1f\n\x05heads\x18\x05 \x01(\x0b\x32\x10.cmt.HeadOptions\x12(\n\x19recursive_feature_network\x18\x06 \x01(\x08:\x05\x66\x61lse\x12\x1a\n\x12initial_checkpoint\x18\x07 \x01(\t\x12?\n\rrestore_scope\x18\x08 \x01(\x0e\x32\x1e.cmt.ModelOptions.RestoreScope:\x08\x42\x41\x43KBONE\"L\n\x0cRestoreScope\x12\x1d\n\x19RESTORE_SCOPE_UNSPECIFIED\x10\x00\x12\x0c\n\x08\x42\x41\x43KBONE\x10\x01\x12\x0f\n\x0bWHOLE_MODEL\x10\x02*<\n\nActivation\x12\x1a\n\x16\x41\x43TIVATION_UNSPECIFIED\x10\x00\x12\x08\n\x04RELU\x10\x01\x12\x08\n\x04GELU\x10\x02')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cmt.protos.model_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ACTIVATION']._serialized_start=1826
-  _globals['_ACTIVATION']._serialized_end=1886
+  _globals['_ACTIVATION']._serialized_start=1981
+  _globals['_ACTIVATION']._serialized_end=2041
   _globals['_BACKBONEOPTIONS']._serialized_start=32
-  _globals['_BACKBONEOPTIONS']._serialized_end=592
-  _globals['_BACKBONEOPTIONS_NAME']._serialized_start=439
-  _globals['_BACKBONEOPTIONS_NAME']._serialized_end=510
-  _globals['_BACKBONEOPTIONS_DROPPATHSCHEDULE']._serialized_start=512
-  _globals['_BACKBONEOPTIONS_DROPPATHSCHEDULE']._serialized_end=592
-  _globals['_TRANSFORMERSTAGEOPTIONS']._serialized_start=594
-  _globals['_TRANSFORMERSTAGEOPTIONS']._serialized_end=666
-  _globals['_DECODEROPTIONS']._serialized_start=668
-  _globals['_DECODEROPTIONS']._serialized_end=784
-  _globals['_TRANSFORMEROPTIONS']._serialized_start=787
-  _globals['_TRANSFORMEROPTIONS']._serialized_end=930
-  _globals['_CLUSTERINGOPTIONS']._serialized_start=933
-  _globals['_CLUSTERINGOPTIONS']._serialized_end=1077
-  _globals['_HEADOPTIONS']._serialized_start=1080
-  _globals['_HEADOPTIONS']._serialized_end=1393
-  _globals['_MODELOPTIONS']._serialized_start=1396
-  _globals['_MODELOPTIONS']._serialized_end=1824
-  _globals['_MODELOPTIONS_RESTORESCOPE']._serialized_start=1748
-  _globals['_MODELOPTIONS_RESTORESCOPE']._serialized_end=1824
+  _globals['_BACKBONEOPTIONS']._serialized_end=652
+  _globals['_BACKBONEOPTIONS_NAME']._serialized_start=499
+  _globals['_BACKBONEOPTIONS_NAME']._serialized_end=570
+  _globals['_BACKBONEOPTIONS_DROPPATHSCHEDULE']._serialized_start=572
+  _globals['_BACKBONEOPTIONS_DROPPATHSCHEDULE']._serialized_end=652
+  _globals['_TRANSFORMERSTAGEOPTIONS']._serialized_start=654
+  _globals['_TRANSFORMERSTAGEOPTIONS']._serialized_end=726
+  _globals['_DECODEROPTIONS']._serialized_start=728
+  _globals['_DECODEROPTIONS']._serialized_end=844
+  _globals['_TRANSFORMEROPTIONS']._serialized_start=847
+  _globals['_TRANSFORMEROPTIONS']._serialized_end=990
+  _globals['_CLUSTERINGOPTIONS']._serialized_start=993
+  _globals['_CLUSTERINGOPTIONS']._serialized_end=1137
+  _globals['_HEADOPTIONS']._serialized_start=1140
+  _globals['_HEADOPTIONS']._serialized_end=1548
+  _globals['_MODELOPTIONS']._serialized_start=1551
+  _globals['_MODELOPTIONS']._serialized_end=1979
+  _globals['_MODELOPTIONS_RESTORESCOPE']._serialized_start=1903
+  _globals['_MODELOPTIONS_RESTORESCOPE']._serialized_end=1979
 # @@protoc_insertion_point(module_scope)

@@ -17,7 +17,7 @@ RELU: Activation
 GELU: Activation
 
 class BackboneOptions(_message.Message):
-    __slots__ = ("name", "activation", "drop_path_rate", "drop_path_schedule", "output_stride", "use_axial_beyond_stride", "dual_path_in_backbone", "axial_query_region", "width_multiplier", "num_blocks")
+    __slots__ = ("name", "activation", "drop_path_rate", "drop_path_schedule", "output_stride", "use_axial_beyond_stride", "dual_path_in_backbone", "axial_query_region", "width_multiplier", "num_blocks", "stem_width_multiplier", "layer_multiplier")
     class Name(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         NAME_UNSPECIFIED: _ClassVar[BackboneOptions.Name]
@@ -44,6 +44,8 @@ class BackboneOptions(_message.Message):
     AXIAL_QUERY_REGION_FIELD_NUMBER: _ClassVar[int]
     WIDTH_MULTIPLIER_FIELD_NUMBER: _ClassVar[int]
     NUM_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    STEM_WIDTH_MULTIPLIER_FIELD_NUMBER: _ClassVar[int]
+    LAYER_MULTIPLIER_FIELD_NUMBER: _ClassVar[int]
     name: BackboneOptions.Name
     activation: Activation
     drop_path_rate: float
@@ -54,7 +56,9 @@ class BackboneOptions(_message.Message):
     axial_query_region: int
     width_multiplier: float
     num_blocks: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, name: _Optional[_Union[BackboneOptions.Name, str]] = ..., activation: _Optional[_Union[Activation, str]] = ..., drop_path_rate: _Optional[float] = ..., drop_path_schedule: _Optional[_Union[BackboneOptions.DropPathSchedule, str]] = ..., output_stride: _Optional[int] = ..., use_axial_beyond_stride: _Optional[int] = ..., dual_path_in_backbone: _Optional[bool] = ..., axial_query_region: _Optional[int] = ..., width_multiplier: _Optional[float] = ..., num_blocks: _Optional[_Iterable[int]] = ...) -> None: ...
+    stem_width_multiplier: float
+    layer_multiplier: float
+    def __init__(self, name: _Optional[_Union[BackboneOptions.Name, str]] = ..., activation: _Optional[_Union[Activation, str]] = ..., drop_path_rate: _Optional[float] = ..., drop_path_schedule: _Optional[_Union[BackboneOptions.DropPathSchedule, str]] = ..., output_stride: _Optional[int] = ..., use_axial_beyond_stride: _Optional[int] = ..., dual_path_in_backbone: _Optional[bool] = ..., axial_query_region: _Optional[int] = ..., width_multiplier: _Optional[float] = ..., num_blocks: _Optional[_Iterable[int]] = ..., stem_width_multiplier: _Optional[float] = ..., layer_multiplier: _Optional[float] = ...) -> None: ...
 
 class TransformerStageOptions(_message.Message):
     __slots__ = ("backbone_stage", "num_blocks")
@@ -97,7 +101,7 @@ class ClusteringOptions(_message.Message):
     def __init__(self, clustering_update: _Optional[bool] = ..., reference_mask: _Optional[bool] = ..., coord_conv: _Optional[bool] = ..., num_reference_points: _Optional[int] = ...) -> None: ...
 
 class HeadOptions(_message.Message):
-    __slots__ = ("pixel_space_head_channels", "pixel_space_output_channels", "res3_projection_channels", "res2_projection_channels", "auxiliary_semantic_head", "semantic_head_channels", "class_void_prior", "mask_logits_bn_gamma")
+    __slots__ = ("pixel_space_head_channels", "pixel_space_output_channels", "res3_projection_channels", "res2_projection_channels", "auxiliary_semantic_head", "semantic_head_channels", "class_void_prior", "mask_logits_bn_gamma", "aspp_channels", "aspp_atrous_rates", "semantic_decoder_channels")
     PIXEL_SPACE_HEAD_CHANNELS_FIELD_NUMBER: _ClassVar[int]
     PIXEL_SPACE_OUTPUT_CHANNELS_FIELD_NUMBER: _ClassVar[int]
     RES3_PROJECTION_CHANNELS_FIELD_NUMBER: _ClassVar[int]
@@ -106,6 +110,9 @@ class HeadOptions(_message.Message):
     SEMANTIC_HEAD_CHANNELS_FIELD_NUMBER: _ClassVar[int]
     CLASS_VOID_PRIOR_FIELD_NUMBER: _ClassVar[int]
     MASK_LOGITS_BN_GAMMA_FIELD_NUMBER: _ClassVar[int]
+    ASPP_CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    ASPP_ATROUS_RATES_FIELD_NUMBER: _ClassVar[int]
+    SEMANTIC_DECODER_CHANNELS_FIELD_NUMBER: _ClassVar[int]
     pixel_space_head_channels: int
     pixel_space_output_channels: int
     res3_projection_channels: int
@@ -114,7 +121,10 @@ class HeadOptions(_message.Message):
     semantic_head_channels: int
     class_void_prior: float
     mask_logits_bn_gamma: float
-    def __init__(self, pixel_space_head_channels: _Optional[int] = ..., pixel_space_output_channels: _Optional[int] = ..., res3_projection_channels: _Optional[int] = ..., res2_projection_channels: _Optional[int] = ..., auxiliary_semantic_head: _Optional[bool] = ..., semantic_head_channels: _Optional[int] = ..., class_void_prior: _Optional[float] = ..., mask_logits_bn_gamma: _Optional[float] = ...) -> None: ...
+    aspp_channels: int
+    aspp_atrous_rates: _containers.RepeatedScalarFieldContainer[int]
+    semantic_decoder_channels: int
+    def __init__(self, pixel_space_head_channels: _Optional[int] = ..., pixel_space_output_channels: _Optional[int] = ..., res3_projection_channels: _Optional[int] = ..., res2_projection_channels: _Optional[int] = ..., auxiliary_semantic_head: _Optional[bool] = ..., semantic_head_channels: _Optional[int] = ..., class_void_prior: _Optional[float] = ..., mask_logits_bn_gamma: _Optional[float] = ..., aspp_channels: _Optional[int] = ..., aspp_atrous_rates: _Optional[_Iterable[int]] = ..., semantic_decoder_channels: _Optional[int] = ...) -> None: ...
 
 class ModelOptions(_message.Message):
     __slots__ = ("backbone", "decoder", "transformer", "clustering", "heads", "recursive_feature_network", "initial_checkpoint", "restore_scope")

@@ -15,10 +15,12 @@ their path (layer attribute names), not by creation order.
   * `restore_scope: WHOLE_MODEL` restores every variable whose shape
     matches; the others (a class head for another class count) are skipped
     and logged.
+A checkpoint DeepLab2 wrote is read through `trainer.deeplab2_checkpoint`
+(passed in as `foreign`).
 """
 
 import dataclasses
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 from absl import logging
 import tensorflow as tf
@@ -82,12 +84,15 @@ def _walk(graph, node_id, live, path, seen, out):
 
 def warm_start(model: tf_keras.Model, checkpoint_path: str,
                scope: int,
-               pretrained_variables: Iterable[tf.Variable]) -> WarmStartReport:
+               pretrained_variables: Iterable[tf.Variable],
+               foreign: Optional[Callable] = None) -> WarmStartReport:
   """Restores `model` from `checkpoint_path` as `restore_scope` says.
 
-  The checkpoint must hold a `model` at its root (what `cmt-train` writes).
-  Raises ValueError, naming `model_options.initial_checkpoint`, when the
-  path is not a checkpoint or nothing in it fits the model.
+  The checkpoint holds a `model` at its root (what `cmt-train` writes) or,
+  when `foreign(reader, resolved_path)` is given, it reads any other
+  checkpoint (DeepLab2's, `trainer.deeplab2_checkpoint`) and returns the
+  report. Raises ValueError, naming `model_options.initial_checkpoint`, when
+  the path is not a checkpoint or nothing in it fits the model.
   """
   field = 'model_options.initial_checkpoint'
   resolved = checkpoint_path
@@ -110,6 +115,11 @@ def warm_start(model: tf_keras.Model, checkpoint_path: str,
                      'or WHOLE_MODEL')
   graph = _object_graph(reader)
   root_children = {c.local_name: c.node_id for c in graph.nodes[0].children}
+  if 'model' not in root_children and foreign is not None:
+    try:
+      return foreign(reader, resolved)
+    except ValueError as e:
+      raise ValueError(f'{field} = {checkpoint_path!r}: {e}') from None
   if 'model' not in root_children:
     raise ValueError(f'{field} = {checkpoint_path!r}: the checkpoint has no '
                      f'"model" at its root (found {sorted(root_children)})')

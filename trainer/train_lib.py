@@ -17,6 +17,7 @@ import tensorflow as tf
 import tf_keras
 
 from cmt.protos import config_pb2
+from cmt.protos import model_pb2
 from cmt.trainer import checkpoints
 from cmt.trainer import evaluator as evaluator_lib
 from cmt.trainer import optimizer as optimizer_lib
@@ -203,11 +204,18 @@ def build_run(mode: str, options: config_pb2.ExperimentOptions,
 
   init_fn = None
   if options.model_options.initial_checkpoint:
+    def from_deeplab2(reader, resolved):
+      from cmt.trainer import deeplab2_checkpoint  # pylint: disable=g-import-not-at-top
+      return deeplab2_checkpoint.warm_start(
+          model, reader, resolved, options, dataset_info,
+          backbone_only=(options.model_options.restore_scope ==
+                         model_pb2.ModelOptions.BACKBONE))
+
     def init_fn():
       checkpoints.warm_start(
           model, options.model_options.initial_checkpoint,
           options.model_options.restore_scope,
-          builders.pretrained_variables(model))
+          builders.pretrained_variables(model), foreign=from_deeplab2)
   work_dir = _worker_dir(model_dir, strategy)
   manager = checkpoints.build_checkpoint_manager(
       checkpoint, work_dir, optimizer.iterations,

@@ -23,6 +23,7 @@ import tf_keras
 from cmt import common
 from cmt.model import encoder as encoder_lib
 from cmt.model import heads
+from cmt.model.layers import aspp
 from cmt.model.layers import dual_path_transformer
 from cmt.model.layers import norm_act
 
@@ -64,7 +65,11 @@ class CMTDeepLab(tf_keras.Model):
       self.semantic_head = heads.AuxiliarySemanticHead(
           head_options.semantic_head_channels,
           head_options.res3_projection_channels,
-          head_options.res2_projection_channels, num_classes, norm, activation)
+          head_options.res2_projection_channels, num_classes, norm, activation,
+          aspp_channels=head_options.aspp_channels,
+          atrous_rates=(tuple(head_options.aspp_atrous_rates) or
+                        aspp.DEFAULT_ATROUS_RATES),
+          decoder_channels=head_options.semantic_decoder_channels)
     self._activation = norm_act.get_activation(activation)
 
   def call(self, images, training=False) -> Dict[str, tf.Tensor]:

@@ -7,8 +7,9 @@
   mask embedding (1x1 conv + BN).
 * Mask logits, Eq. 4 before softmax_N: BN(F x C_mask^T) with one shared
   BatchNorm (gamma initialised to 0.1).
-* Auxiliary semantic decoder + head (training only; 'auxiliary_semantic' in
-  every variable name so parameter counts can exclude it).
+* Auxiliary semantic decoder + head, DeepLab2's (ASPP, two low-level
+  fusions; training only; 'auxiliary_semantic' in every variable name so
+  parameter counts can exclude it).
 """
 
 import math
@@ -16,30 +17,42 @@ import math
 import tensorflow as tf
 import tf_keras
 
+from cmt.model.layers import aspp
 from cmt.model.layers import dual_path_transformer
 from cmt.model.layers import norm_act
 
 AUXILIARY_SEMANTIC = 'auxiliary_semantic'
 
 
+class SeparableConv(tf_keras.layers.Layer):
+  """5x5 depthwise conv + BN + act, then 1x1 conv + BN + act."""
+
+  def __init__(self, outputs: int, name: str, norm: norm_act.NormConfig,
+               activation):
+    super().__init__(name=name)
+    self._depthwise = norm_act.ConvNormAct(None, 5, 'depthwise_bn_act', norm,
+                                           activation, depthwise=True)
+    self._pointwise = norm_act.ConvNormAct(outputs, 1, 'pointwise_bn_act',
+                                           norm, activation)
+
+  def call(self, x, training=False):
+    return self._pointwise(self._depthwise(x, training=training),
+                           training=training)
+
+
 class SeparableConvHead(tf_keras.layers.Layer):
-  """5x5 depthwise conv + BN + act, 1x1 conv + BN + act, 1x1 biased conv."""
+  """`SeparableConv` to `hidden` channels, then a 1x1 biased conv."""
 
   def __init__(self, hidden: int, outputs: int, name: str,
                norm: norm_act.NormConfig, activation,
                output_initializer='he_normal'):
     super().__init__(name=name)
-    self._depthwise = norm_act.ConvNormAct(None, 5, 'depthwise_bn_act', norm,
-                                           activation, depthwise=True)
-    self._pointwise = norm_act.ConvNormAct(hidden, 1, 'pointwise_bn_act', norm,
-                                           activation)
+    self._separable = SeparableConv(hidden, 'separable', norm, activation)
     self._output = tf_keras.layers.Conv2D(
         outputs, 1, kernel_initializer=output_initializer, name='final_conv')
 
   def call(self, x, training=False):
-    x = self._pointwise(self._depthwise(x, training=training),
-                        training=training)
-    return self._output(x)
+    return self._output(self._separable(x, training=training))
 
 
 class PixelSpaceHead(tf_keras.layers.Layer):
@@ -114,39 +127,45 @@ class MaskLogits(tf_keras.layers.Layer):
 
 
 class AuxiliarySemanticHead(tf_keras.layers.Layer):
-  """Training-only semantic logits [B, h, w, C + 1] at stride 4.
+  """Training-only semantic logits [B, h, w, C + 1] at stride 4: DeepLab2's
+  auxiliary semantic decoder and head of MaX-DeepLab.
 
-  A light Panoptic-DeepLab style decoder: the backbone output is projected to
-  `channels`, upsampled to stride 8 and fused with the res3 endpoint projected
-  to `res3_channels`, then to stride 4 with res2 projected to `res2_channels`
-  (the low-level projections of MaX-DeepLab), then a separable-conv head.
+  ASPP on the activated stride-16 backbone output (`aspp_channels`, rates
+  6/12/18); then for res3 and res2 in turn: upsample (bilinear, aligned
+  corners) to its resolution, concatenate its 1x1 projection (conv + BN +
+  act, `res3/res2_projection_channels`) and fuse by a 5x5 depthwise-separable
+  conv to `decoder_channels`; then a separable-conv head with
+  `channels` hidden channels.
   """
 
   def __init__(self, channels: int, res3_channels: int, res2_channels: int,
                num_classes: int, norm: norm_act.NormConfig, activation,
+               aspp_channels: int = 256, atrous_rates=aspp.DEFAULT_ATROUS_RATES,
+               decoder_channels: int = 256,
                name: str = AUXILIARY_SEMANTIC + '_head'):
     super().__init__(name=name)
-    if min(channels, res3_channels, res2_channels) < 1:
+    if min(channels, res3_channels, res2_channels, aspp_channels,
+           decoder_channels) < 1:
       raise ValueError('model_options.heads: semantic_head_channels, '
-                       'res3_projection_channels and res2_projection_channels '
-                       'must be positive')
+                       'res3_projection_channels, res2_projection_channels, '
+                       'aspp_channels and semantic_decoder_channels must be '
+                       'positive')
     self._activation = norm_act.get_activation(activation)
-    self._input_projection = norm_act.ConvNormAct(
-        channels, 1, 'input_projection', norm, activation)
+    self._aspp = aspp.ASPP(aspp_channels, tuple(atrous_rates), norm,
+                           activation)
     self._res3_projection = norm_act.ConvNormAct(
         res3_channels, 1, 'res3_projection', norm, activation)
     self._res2_projection = norm_act.ConvNormAct(
         res2_channels, 1, 'res2_projection', norm, activation)
-    self._res3_fuse = norm_act.ConvNormAct(channels, 1, 'res3_fuse', norm,
-                                           activation)
-    self._res2_fuse = norm_act.ConvNormAct(channels, 1, 'res2_fuse', norm,
-                                           activation)
+    self._res3_fuse = SeparableConv(decoder_channels, 'res3_fuse', norm,
+                                    activation)
+    self._res2_fuse = SeparableConv(decoder_channels, 'res2_fuse', norm,
+                                    activation)
     self._head = SeparableConvHead(channels, num_classes + 1, 'head', norm,
                                    activation)
 
   def call(self, backbone_output, res3, res2, training=False):
-    x = self._input_projection(self._activation(backbone_output),
-                               training=training)
+    x = self._aspp(self._activation(backbone_output), training=training)
     for low_level, projection, fuse in (
         (res3, self._res3_projection, self._res3_fuse),
         (res2, self._res2_projection, self._res2_fuse)):

@@ -23,6 +23,8 @@ TINY = (
     'model_options.heads.res3_projection_channels=8',
     'model_options.heads.res2_projection_channels=8',
     'model_options.heads.semantic_head_channels=16',
+    'model_options.heads.aspp_channels=16',
+    'model_options.heads.semantic_decoder_channels=16',
 )
 CLUSTERING = ('model_options.clustering.clustering_update=true',)
 LOCATION = ('model_options.clustering.reference_mask=true',

@@ -41,18 +41,38 @@ def scaled(channels: int, width_multiplier: float) -> int:
 
 
 def num_blocks_from_options(backbone_options) -> Sequence[int]:
-  """Blocks of stages 2-5 from `backbone.name` or the `num_blocks` override."""
+  """Blocks of stages 2-5 from `backbone.name` or the `num_blocks` override,
+  times `layer_multiplier` (truncated, as DeepLab2's
+  backbone_layer_multiplier)."""
   if backbone_options.num_blocks:
     counts = tuple(backbone_options.num_blocks)
     if len(counts) != 4 or min(counts) < 1:
       raise ValueError('model_options.backbone.num_blocks must list 4 '
                        f'positive counts (stages 2-5); got {list(counts)}')
-    return counts
-  if backbone_options.name not in BLOCKS_PER_STAGE:
+  elif backbone_options.name in BLOCKS_PER_STAGE:
+    counts = BLOCKS_PER_STAGE[backbone_options.name]
+  else:
     raise ValueError('model_options.backbone.name: unsupported value '
                      f'{backbone_options.name} (use AXIAL_RESNET_50 or '
                      'AXIAL_RESNET_104)')
-  return BLOCKS_PER_STAGE[backbone_options.name]
+  multiplier = backbone_options.layer_multiplier
+  scaled_counts = tuple(int(count * multiplier) for count in counts)
+  if min(scaled_counts) < 1:
+    raise ValueError('model_options.backbone.layer_multiplier = '
+                     f'{multiplier} leaves a stage without blocks '
+                     f'({list(counts)} -> {list(scaled_counts)})')
+  return scaled_counts
+
+
+def stem_width_multiplier(backbone_options) -> float:
+  """DeepLab2's stem_width_multiplier; unset follows width_multiplier."""
+  if backbone_options.HasField('stem_width_multiplier'):
+    multiplier = backbone_options.stem_width_multiplier
+    if multiplier <= 0:
+      raise ValueError('model_options.backbone.stem_width_multiplier must be '
+                       f'> 0; got {multiplier}')
+    return multiplier
+  return backbone_options.width_multiplier
 
 
 class AxialResNet(tf_keras.layers.Layer):
@@ -76,9 +96,10 @@ class AxialResNet(tf_keras.layers.Layer):
     self.width_multiplier = options.width_multiplier
     activation = options.activation
     self._activation = norm_act.get_activation(activation)
-    self.stem = blocks.InceptionStem(norm, activation, options.width_multiplier)
+    stem_width = stem_width_multiplier(options)
+    self.stem = blocks.InceptionStem(norm, activation, stem_width)
     self.stages = []
-    self.stage_channels = [scaled(128, options.width_multiplier)]
+    self.stage_channels = [max(1, int(128 * stem_width))]
     input_stride = 2  # Stride of the stem output.
     for stage_index, (filters, count) in enumerate(
         zip(BASE_FILTERS, num_blocks_from_options(options))):

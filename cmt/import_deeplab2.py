@@ -1,0 +1,149 @@
+"""cmt-import-deeplab2: a DeepLab2 checkpoint -> a checkpoint of ours.
+
+  cmt-import-deeplab2 --deeplab2_checkpoint=PATH --config_file=F \
+      [--param NAME=VALUE ...] [--override field=value ...] --output_dir=DIR
+
+PATH is a checkpoint prefix or a directory (its latest checkpoint) in any
+of DeepLab2's layouts (its trainer's, or a backbone alone, plain or TF Model
+Garden; `cmt.trainer.deeplab2_checkpoint`). The model of the config is
+built, every variable DeepLab2 has a counterpart for is filled from it, and
+the result is written under DIR as `cmt-train` writes checkpoints, so that
+`initial_checkpoint: DIR`, `cmt-export --checkpoint_path=DIR` and
+`cmt-predict --checkpoint_path=DIR` read it. The mapping report (printed,
+and saved as DIR/mapping_report.txt) lists the variables mapped, ours left
+at initialisation with the reason, and the DeepLab2 variables not used.
+
+A variable whose shape differs from its DeepLab2 counterpart (the config
+does not describe the checkpoint's network) is refused, naming both. DIR is
+written under a temporary name and renamed when complete; an existing
+non-empty DIR is replaced only with --overwrite.
+"""
+
+import argparse
+import sys
+import time
+from typing import Optional, Sequence
+
+import tensorflow as tf
+
+from cmt import config as config_lib
+from cmt import export
+from cmt.data import dataset_info as dataset_info_lib
+from cmt.model import builder
+from cmt.trainer import deeplab2_checkpoint
+
+REPORT_NAME = 'mapping_report.txt'
+
+
+def report_lines(plan: deeplab2_checkpoint.Plan, source: str) -> list:
+  lines = [f'# {source}: {plan.layout.value}',
+           f'# mapped: {len(plan.mapped)}',
+           f'# left at initialisation: {len(plan.left_at_init)}',
+           f'# DeepLab2 variables not used: {len(plan.unused)}']
+  lines += [f'mapped {path} <- {name} ({convert.describe})'
+            for path, _, name, convert in plan.mapped]
+  lines += [f'initial {path}: {reason}' for path, reason in plan.left_at_init]
+  lines += [f'unused {name}' for name in plan.unused]
+  return lines
+
+
+def _check_output_dir(output_dir: str, overwrite: bool):
+  if tf.io.gfile.exists(output_dir):
+    if not tf.io.gfile.isdir(output_dir):
+      raise FileExistsError(f'--output_dir={output_dir}: exists and is not a '
+                            'directory')
+    if tf.io.gfile.listdir(output_dir) and not overwrite:
+      raise FileExistsError(f'--output_dir={output_dir}: not empty (pass '
+                            '--overwrite to replace it)')
+
+
+def convert(options, checkpoint_path: str, output_dir: str,
+            overwrite: bool = False, print_fn=print) -> deeplab2_checkpoint.Plan:
+  """Builds the model of `options`, fills it from the DeepLab2 checkpoint
+  and writes it to `output_dir` (see the module docstring)."""
+  resolved = deeplab2_checkpoint.resolve(checkpoint_path,
+                                         '--deeplab2_checkpoint')
+  _check_output_dir(output_dir, overwrite)
+  try:
+    reader = tf.train.load_checkpoint(resolved)
+  except (tf.errors.NotFoundError, tf.errors.DataLossError) as error:
+    raise ValueError(f'--deeplab2_checkpoint={checkpoint_path}: cannot read: '
+                     f'{error.message}') from None
+  info = dataset_info_lib.get_dataset_info(options.eval_dataset_options)
+  # The variables do not depend on the crop: build at the smallest one.
+  model = builder.build_and_initialise(options, info)
+  try:
+    plan = deeplab2_checkpoint.plan(model, reader, options, info)
+  except ValueError as error:
+    raise ValueError(f'--deeplab2_checkpoint={checkpoint_path}: {error}'
+                     ) from None
+  if plan.mismatched:
+    path, ours, name, theirs = plan.mismatched[0]
+    more = (f' (and {len(plan.mismatched) - 1} more)'
+            if len(plan.mismatched) > 1 else '')
+    raise ValueError(f'shape mismatch: our {path} is {ours}, DeepLab2 {name} '
+                     f'is {theirs}{more}; does --config_file describe the '
+                     'checkpoint\'s network?')
+  deeplab2_checkpoint.apply(plan, reader)
+  lines = report_lines(plan, resolved)
+  _write(model, output_dir, overwrite, '\n'.join(lines) + '\n')
+  for line in lines:
+    print_fn(line)
+  return plan
+
+
+def _write(model, output_dir: str, overwrite: bool, report: str):
+  """Checkpoint + report under a temporary name, then renamed to DIR."""
+  temporary = f'{output_dir.rstrip("/")}.tmp-{int(time.time() * 1e6)}'
+  try:
+    tf.io.gfile.makedirs(temporary)
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model),
+                                         temporary, max_to_keep=1)
+    manager.save(checkpoint_number=0)
+    with tf.io.gfile.GFile(f'{temporary}/{REPORT_NAME}', 'w') as f:
+      f.write(report)
+    if tf.io.gfile.exists(output_dir):
+      _check_output_dir(output_dir, overwrite)
+      tf.io.gfile.rmtree(output_dir)
+    tf.io.gfile.rename(temporary, output_dir)
+  finally:
+    if tf.io.gfile.exists(temporary):
+      tf.io.gfile.rmtree(temporary)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  parser = argparse.ArgumentParser(
+      prog='cmt-import-deeplab2', description=__doc__,
+      formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--deeplab2_checkpoint', required=True,
+                      help='DeepLab2 checkpoint prefix, or a directory (its '
+                      'latest checkpoint)')
+  parser.add_argument('--config_file', required=True,
+                      help='experiment textproto describing the network')
+  parser.add_argument('--param', action='append', default=[],
+                      help='NAME=VALUE for a ${NAME} placeholder')
+  parser.add_argument('--override', action='append', default=[],
+                      help='field.path=value on top of the config')
+  parser.add_argument('--output_dir', required=True,
+                      help='directory to write our checkpoint to')
+  parser.add_argument('--overwrite', action='store_true',
+                      help='replace an existing non-empty --output_dir')
+  args = parser.parse_args(argv)
+  try:
+    options = export.load_options(args)
+    convert(options, args.deeplab2_checkpoint, args.output_dir,
+            args.overwrite)
+  except (config_lib.ConfigError, ValueError, FileExistsError, OSError) as e:
+    print(f'cmt-import-deeplab2: error: {e}', file=sys.stderr)
+    return 1
+  print(f'checkpoint written to {args.output_dir} (use it as '
+        f'--checkpoint_path={args.output_dir} or initial_checkpoint)')
+  return 0
+
+
+def run():
+  sys.exit(main())
+
+
+if __name__ == '__main__':
+  run()
