@@ -34,6 +34,8 @@ import sys
 import time
 from typing import Optional, Sequence
 
+from cmt import cli
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / 'configs' / 'demo' / 'cmt_deeplab_demo.textproto'
 
@@ -133,21 +135,23 @@ class Demo:
 
   def synthetic_data(self):
     from cmt.data import synthetic  # pylint: disable=g-import-not-at-top
-    _check(synthetic.main([
+    _check(cli.call(synthetic.main, 'cmt-synthetic-data', [
         f'--output_dir={self.layout.synthetic}',
         f'--num_train={self.data.num_train}',
         f'--num_val={self.data.num_val}',
-        f'--image_size={self.data.image_size}']), 'cmt-synthetic-data')
+        f'--image_size={self.data.image_size}', '--overwrite']),
+           'cmt-synthetic-data')
 
   def build_data(self):
     from cmt.data import build_data  # pylint: disable=g-import-not-at-top
     from cmt.data import synthetic  # pylint: disable=g-import-not-at-top
     for split in ('train', 'val'):
       print(f'converting the {split} split', flush=True)
-      _check(build_data.main(
+      _check(cli.call(build_data.main, 'cmt-build-data',
           synthetic.build_data_args(str(self.layout.synthetic), split,
                                     str(self.layout.tfrecords)) +
-          ['--num_shards=2', '--num_workers=1']), 'cmt-build-data')
+          ['--num_shards=2', '--num_workers=1', '--overwrite']),
+             'cmt-build-data')
 
   def train(self):
     _run_tool('cmt-train', self._config_args() + [
@@ -174,7 +178,8 @@ class Demo:
       shutil.copy(image, inputs / image.name)
     _run_tool('cmt-predict', [
         f'--model={self.layout.saved_model}', f'--input={inputs}',
-        f'--output_dir={self.layout.predictions}', '--no_progress'])
+        f'--output_dir={self.layout.predictions}', '--no_progress',
+        '--overwrite'])
 
   def run(self) -> dict:
     """All steps; returns the evaluation's metrics.json content."""
