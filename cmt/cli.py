@@ -9,15 +9,17 @@ interrupted), without a Python or TensorFlow traceback. Set the environment
 variable `CMT_DEBUG=1` to get the full traceback (and TensorFlow's own
 logging) instead.
 
-A command is a `main(argv) -> int` that parses with `cli.ArgumentParser`
-and simply raises on bad input (ValueError and its subclasses such as
-`config.ConfigError`, OSError such as FileNotFoundError / FileExistsError,
-a TensorFlow `OpError`); `entry_point` does the rest. TensorFlow is never
+A command is a `main(argv) -> int` that parses with `cli.ArgumentParser`,
+is decorated with `cli.command(prog)` and simply raises on bad input
+(ValueError and its subclasses such as `config.ConfigError`, OSError such
+as FileNotFoundError / FileExistsError, a TensorFlow `OpError`); the
+decorator does the rest. TensorFlow is never
 imported here: a command imports it after parsing, so `--help` is fast. A
 new command (setup.py `cmt-foo=cmt.foo_main:run`) is:
 
     from cmt import cli
 
+    @cli.command('cmt-foo')
     def main(argv=None) -> int:
       parser = cli.ArgumentParser(prog='cmt-foo', description=__doc__)
       parser.add_argument('--input', required=True)
@@ -26,13 +28,14 @@ new command (setup.py `cmt-foo=cmt.foo_main:run`) is:
       ...                      # raise ValueError(f'--input={...}: ...')
       return 0
 
-    run = cli.entry_point(main, 'cmt-foo')
+    run = cli.entry_point(main)
 
 Outputs are written with `cmt.atomic_files` (temporary name, then rename;
 nothing existing replaced unless the user passed --overwrite).
 """
 
 import argparse
+import functools
 import os
 import sys
 import traceback
@@ -56,7 +59,7 @@ def quiet_tensorflow() -> None:
   """Keeps TensorFlow's C++ start-up logging off the console (the user's own
   TF_CPP_MIN_LOG_LEVEL wins). Must run before TensorFlow is imported."""
   if not debug_requested():
-    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -89,13 +92,12 @@ def one_line(text: str) -> str:
   return text
 
 
-def error_line(prog: str, error: BaseException) -> str:
-  """The one line printed for `error`."""
+def message_of(error: BaseException) -> str:
+  """What `error` says, on one line (a TensorFlow error: its first line;
+  the rest is the graph trace)."""
   if _is_tensorflow_error(error):
-    # The first line of an OpError names the op's problem; the rest is the
-    # graph trace.
-    message = str(error.message).strip().splitlines()[0] if str(
-        error.message).strip() else type(error).__name__
+    lines = str(error.message).strip().splitlines()
+    message = lines[0] if lines else type(error).__name__
   elif isinstance(error, OSError) and error.filename and error.strerror:
     message = f'{error.filename}: {error.strerror}'
   else:
@@ -103,13 +105,30 @@ def error_line(prog: str, error: BaseException) -> str:
   if not is_user_error(error):
     message = (f'internal error ({type(error).__name__}: {message}); rerun '
                f'with {DEBUG_ENV}=1 for the traceback and report it')
-  message = one_line(message)
+  return one_line(message)
+
+
+def error_line(prog: str, error: BaseException) -> str:
+  """The one line printed for `error`."""
+  message = message_of(error)
   prefix = f'{prog}: error: '
   if message.startswith(prefix):
     return message
   if message.startswith(f'{prog}: '):
     message = message[len(prog) + 2:]
   return prefix + message
+
+
+def report(prog: str, error: BaseException, stderr=None) -> str:
+  """Prints the one line for `error` (after its traceback with CMT_DEBUG=1)
+  and returns it: for commands that go on after a failed item (one bad
+  file among many)."""
+  stderr = stderr or sys.stderr
+  if debug_requested():
+    traceback.print_exception(error, file=stderr)
+  line = error_line(prog, error)
+  print(line, file=stderr)
+  return line
 
 
 def call(main: Callable[[Optional[Sequence[str]]], int], prog: str,
@@ -132,19 +151,34 @@ def call(main: Callable[[Optional[Sequence[str]]], int], prog: str,
     print(f'{prog}: interrupted', file=stderr)
     return EXIT_INTERRUPTED
   except Exception as error:  # pylint: disable=broad-except
-    if debug:
-      traceback.print_exc(file=stderr)
-    print(error_line(prog, error), file=stderr)
+    report(prog, error, stderr)
     return EXIT_ERROR
   return int(status or 0)
 
 
-def entry_point(main: Callable[[Optional[Sequence[str]]], int],
-                prog: str) -> Callable[[], NoReturn]:
-  """The `run()` a setup.py console script names: `sys.exit(call(main))`."""
+def command(prog: str):
+  """Decorator: a raising `main(argv, ...)` -> one that follows the rule
+  (`call`) and returns the exit status. Tests call it in-process and see
+  exactly what the console script prints."""
+
+  def decorate(main):
+    @functools.wraps(main)
+    def wrapped(argv: Optional[Sequence[str]] = None, *args, **kwargs) -> int:
+      return call(lambda arguments: main(arguments, *args, **kwargs), prog,
+                  argv)
+
+    wrapped.prog = prog
+    return wrapped
+
+  return decorate
+
+
+def entry_point(main: Callable[[], int]) -> Callable[[], NoReturn]:
+  """The `run()` a setup.py console script names: `sys.exit(main())`, for a
+  `main` decorated with `command`."""
 
   def run() -> NoReturn:
-    sys.exit(call(main, prog))
+    sys.exit(main())
 
-  run.__doc__ = f'Console entry point of {prog}.'
+  run.__doc__ = f'Console entry point of {getattr(main, "prog", main)}.'
   return run

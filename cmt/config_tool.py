@@ -5,7 +5,6 @@
 """
 
 import argparse
-import sys
 
 from google.protobuf import text_format
 
@@ -27,7 +26,7 @@ def _validate(args) -> int:
     try:
       _, unset = config.load_config_leaving_unset(path)
     except config.ConfigError as error:
-      print(f'cmt-config: error: {cli.one_line(error)}', file=sys.stderr)
+      cli.report('cmt-config', error)
       failed += 1
       continue
     note = (' (placeholders to fill at launch: ' + ', '.join(unset) +
@@ -65,12 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
+@cli.command('cmt-config')
 def main(argv=None) -> int:
   args = build_parser().parse_args(argv)
   return args.run(args)
 
 
-run = cli.entry_point(main, 'cmt-config')
+run = cli.entry_point(main)
 
 
 if __name__ == '__main__':

@@ -34,8 +34,6 @@ import sys
 import time
 from typing import Optional, Sequence
 
-from cmt import cli
-
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / 'configs' / 'demo' / 'cmt_deeplab_demo.textproto'
 
@@ -135,7 +133,7 @@ class Demo:
 
   def synthetic_data(self):
     from cmt.data import synthetic  # pylint: disable=g-import-not-at-top
-    _check(cli.call(synthetic.main, 'cmt-synthetic-data', [
+    _check(synthetic.main([
         f'--output_dir={self.layout.synthetic}',
         f'--num_train={self.data.num_train}',
         f'--num_val={self.data.num_val}',
@@ -147,7 +145,7 @@ class Demo:
     from cmt.data import synthetic  # pylint: disable=g-import-not-at-top
     for split in ('train', 'val'):
       print(f'converting the {split} split', flush=True)
-      _check(cli.call(build_data.main, 'cmt-build-data',
+      _check(build_data.main(
           synthetic.build_data_args(str(self.layout.synthetic), split,
                                     str(self.layout.tfrecords)) +
           ['--num_shards=2', '--num_workers=1', '--overwrite']),

@@ -34,11 +34,16 @@ object), so `tf.saved_model.load(path)` works in a process that never
 imports `cmt`.
 """
 
+import contextlib
+import gc
+import logging
 import os
+from typing import Optional
 
 import tensorflow as tf
 
 from cmt import atomic_files
+from cmt import cli
 from cmt import common
 from cmt import config as config_lib
 from cmt.data import dataset_info as dataset_info_lib
@@ -81,18 +86,42 @@ def load_trained_model(options, dataset_info: dataset_info_lib.DatasetInfo,
   crop = crop_size_of(options)
   model = builder.build_model(options, dataset_info)
   model(tf.zeros([1, *crop, 3]), training=False)
+  # A failed restore leaves checkpoint values nothing consumed, and
+  # TensorFlow warns about each of them (hundreds of lines) when they are
+  # collected: collect them here, with its warnings off.
+  with _tensorflow_warnings_off():
+    problem = _restore(model, path)
+    if problem:
+      del model
+      gc.collect()
+  if problem:
+    raise CheckpointError(f'--checkpoint_path={checkpoint_path}: {problem}')
+  return model
+
+
+def _restore(model, path: str) -> Optional[str]:
+  """Reads `model` from checkpoint `path`; the problem, or None."""
   try:
     status = tf.train.Checkpoint(model=model).read(path)
     status.expect_partial()  # the optimizer and iterator are not wanted
     status.assert_existing_objects_matched()
   except (tf.errors.NotFoundError, tf.errors.DataLossError) as error:
-    raise CheckpointError(f'--checkpoint_path={checkpoint_path}: cannot '
-                          f'read: {error.message}') from None
-  except AssertionError as error:
-    raise CheckpointError(
-        f'--checkpoint_path={checkpoint_path}: does not hold this model '
-        f'(config and checkpoint disagree): {str(error)[:300]}') from None
-  return model
+    return f'cannot read: {cli.one_line(error.message)}'
+  except (AssertionError, ValueError) as error:  # missing / other shapes
+    return ('does not hold this model (config and checkpoint disagree): '
+            f'{cli.one_line(error)[:300]}')
+  return None
+
+
+@contextlib.contextmanager
+def _tensorflow_warnings_off():
+  logger = tf.get_logger()
+  level = logger.level
+  logger.setLevel(logging.ERROR)
+  try:
+    yield
+  finally:
+    logger.setLevel(level)
 
 
 def crop_size_of(options) -> tuple[int, int]:

@@ -17,6 +17,7 @@ from cmt import cli
 from cmt import inference_flags
 
 
+@cli.command('cmt-export')
 def main(argv: Optional[Sequence[str]] = None) -> int:
   parser = cli.ArgumentParser(
       prog='cmt-export', description=__doc__,
@@ -37,7 +38,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   return 0
 
 
-run = cli.entry_point(main, 'cmt-export')
+run = cli.entry_point(main)
 
 
 if __name__ == '__main__':

@@ -206,11 +206,9 @@ def predict_files(predictor: Predictor, paths: Sequence[str],
     except Exception as error:  # pylint: disable=broad-except
       if not cli.is_user_error(error):
         raise
-      line = cli.error_line('cmt-predict', error)
-      if path not in line:
-        line = line.replace('error: ', f'error: {path}: ', 1)
-      errors.append(line)
-      tqdm.tqdm.write(line, file=sys.stderr)
+      if path not in cli.message_of(error):
+        error = ValueError(f'{path}: {cli.message_of(error)}')
+      errors.append(cli.report('cmt-predict', error))
       continue
     panoptic = outputs['panoptic']
     annotation = writer.add(name, panoptic)
@@ -229,6 +227,7 @@ def predict_files(predictor: Predictor, paths: Sequence[str],
   return errors
 
 
+@cli.command('cmt-predict')
 def main(argv: Optional[Sequence[str]] = None) -> int:
   os.environ.setdefault('CUDA_VISIBLE_DEVICES', '')  # runs on CPU
   parser = cli.ArgumentParser(
@@ -260,7 +259,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   return 1 if errors else 0
 
 
-run = cli.entry_point(main, 'cmt-predict')
+run = cli.entry_point(main)
 
 
 if __name__ == '__main__':

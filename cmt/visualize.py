@@ -193,6 +193,7 @@ def figure_paths(output_dir: str, name: str) -> list[str]:
           for suffix in ('fig5_clustering', 'fig1_cross_attention')]
 
 
+@cli.command('cmt-visualize')
 def main(argv: Optional[Sequence[str]] = None) -> int:
   parser = cli.ArgumentParser(
       prog='cmt-visualize', description=__doc__,
@@ -203,12 +204,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   parser.add_argument('--overwrite', action='store_true',
                       help='replace figures that exist already')
   args = parser.parse_args(argv)
-  from cmt import export  # pylint: disable=g-import-not-at-top
   from cmt import predict  # pylint: disable=g-import-not-at-top
   name = os.path.splitext(os.path.basename(args.input))[0]
   if not args.overwrite:
     atomic_files.refuse_existing(figure_paths(args.output_dir, name))
   image = predict.read_image(args.input)
+  from cmt import export  # pylint: disable=g-import-not-at-top  (TensorFlow)
   inference = export.build_inference(inference_flags.load_options(args),
                                      args.checkpoint_path)
   paths = visualize(inference, image, args.output_dir, name)
@@ -216,7 +217,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   return 0
 
 
-run = cli.entry_point(main, 'cmt-visualize')
+run = cli.entry_point(main)
 
 
 if __name__ == '__main__':

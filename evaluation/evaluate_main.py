@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
+@cli.command('cmt-evaluate')
 def main(argv: Optional[Sequence[str]] = None) -> int:
   args = build_parser().parse_args(argv)
   if args.output_json and not args.overwrite:
@@ -64,7 +65,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   return 0
 
 
-run = cli.entry_point(main, 'cmt-evaluate')
+run = cli.entry_point(main)
 
 
 if __name__ == '__main__':

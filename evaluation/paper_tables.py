@@ -299,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
+@cli.command('cmt-paper-tables')
 def main(argv=None, param_counter: Optional[ParamCounter] = None,
          stdout: TextIO = None, stderr: TextIO = None) -> int:
   """Runs the tool; `param_counter` replaces the model builder in tests."""
@@ -326,7 +327,7 @@ def main(argv=None, param_counter: Optional[ParamCounter] = None,
   return 0
 
 
-run = cli.entry_point(main, 'cmt-paper-tables')
+run = cli.entry_point(main)
 
 
 if __name__ == '__main__':

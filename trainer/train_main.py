@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
+@cli.command('cmt-train')
 def main(argv: Optional[Sequence[str]] = None) -> int:
   """Parses `argv` (default: sys.argv[1:]) and runs; returns the exit status.
   Bad input raises (reported by `cli`)."""
@@ -74,7 +75,7 @@ def _print_orbit_messages_once():
   controller._log = lambda message: print(message, flush=True)  # pylint: disable=protected-access
 
 
-run = cli.entry_point(main, 'cmt-train')
+run = cli.entry_point(main)
 
 
 if __name__ == '__main__':

@@ -304,6 +304,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   return parser.parse_args(argv)
 
 
+@cli.command('cmt-build-data')
 def main(argv=None) -> int:
   args = parse_args(argv)
   info = (dataset_info_lib.from_categories_json(args.categories_json)
@@ -318,7 +319,7 @@ def main(argv=None) -> int:
   return 0
 
 
-run = cli.entry_point(main, 'cmt-build-data')
+run = cli.entry_point(main)
 
 
 if __name__ == '__main__':

@@ -234,6 +234,7 @@ def build_data_args(output_dir: str, split: str, tfrecord_dir: str
           f'--output_dir={tfrecord_dir}', f'--split_name={split}']
 
 
+@cli.command('cmt-synthetic-data')
 def main(argv: Optional[list[str]] = None) -> int:
   parser = cli.ArgumentParser(
       prog='cmt-synthetic-data', description=__doc__,
@@ -267,7 +268,7 @@ def main(argv: Optional[list[str]] = None) -> int:
   return 0
 
 
-run = cli.entry_point(main, 'cmt-synthetic-data')
+run = cli.entry_point(main)
 
 
 if __name__ == '__main__':

@@ -6,8 +6,7 @@ Registered in `cmt.config_tool.SUBCOMMANDS`; TensorFlow is imported only when
 the subcommand runs, so `cmt-config validate` stays light.
 """
 
-import sys
-
+from cmt import cli
 from cmt import config
 
 
@@ -23,9 +22,9 @@ def _add_arguments(parser):
 def _count(path: str, params, overrides) -> int:
   """Placeholders --param and the environment leave unset keep their own
   text (paths do not change a parameter count)."""
+  options, unset = config.load_config_leaving_unset(path, params, overrides)
   from cmt.data import dataset_info  # pylint: disable=g-import-not-at-top
   from cmt.model import builder  # pylint: disable=g-import-not-at-top
-  options, unset = config.load_config_leaving_unset(path, params, overrides)
   try:
     info = dataset_info.get_dataset_info(options.train_dataset_options)
   except ValueError as error:
@@ -42,9 +41,9 @@ def _run(args) -> int:
     try:
       count = _count(path, params, args.override)
     except ValueError as error:  # ConfigError too
-      print(f'cmt-config: error: {path}: {error}' if not str(error)
-            .startswith(path) else f'cmt-config: error: {error}',
-            file=sys.stderr)
+      if path not in str(error):
+        error = ValueError(f'{path}: {error}')
+      cli.report('cmt-config', error)
       failed += 1
       continue
     print(f'{path}: {count:,} parameters ({count / 1e6:.1f}M)')
