@@ -9,6 +9,8 @@ Re-running the same command resumes from the last complete checkpoint in
 """
 
 import argparse
+import logging as std_logging
+import sys
 from typing import Optional, Sequence
 
 from cmt import cli
@@ -58,6 +60,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   from cmt.trainer import train_lib
   from cmt.trainer import trainer as trainer_lib
   logging.set_verbosity(logging.INFO)
+  _log_progress_to_stdout()
   _print_orbit_messages_once()
   strategy = strategy_lib.create_strategy(args.master, args.num_gpus)
   try:
@@ -66,6 +69,37 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   except trainer_lib.NonFiniteLossError as error:
     raise ValueError(str(error)) from None  # a config's fault, not a bug
   return 0
+
+
+class _CurrentStreamHandler(std_logging.StreamHandler):
+  """Writes to whatever sys.stdout / sys.stderr is when a record comes (a
+  test may have replaced it since)."""
+
+  def __init__(self, name: str):
+    super().__init__()
+    self._name = name
+
+  @property
+  def stream(self):
+    return getattr(sys, self._name)
+
+  @stream.setter
+  def stream(self, value):
+    del value  # always the current sys stream
+
+
+def _log_progress_to_stdout():
+  """absl INFO lines (strategy, warm start, checkpoints) are progress: they
+  go to stdout, so stderr holds only warnings and the one error line."""
+  progress = _CurrentStreamHandler('stdout')
+  progress.addFilter(lambda record: record.levelno < std_logging.WARNING)
+  problems = _CurrentStreamHandler('stderr')
+  problems.setLevel(std_logging.WARNING)
+  for handler in (progress, problems):
+    handler.setFormatter(std_logging.Formatter('%(levelname)s: %(message)s'))
+  logger = std_logging.getLogger('absl')
+  logger.handlers = [progress, problems]
+  logger.propagate = False  # printed once, not again by the root logger
 
 
 def _print_orbit_messages_once():
