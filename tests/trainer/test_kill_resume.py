@@ -127,3 +127,24 @@ def test_kill_9_at_random_moments_then_resume(tmp_path, synthetic_records):
   assert f'step 1/{final_step}' not in output, moments  # did not start over
   assert _latest_complete_step(model_dir) == final_step
   assert not _unfinished(model_dir), (moments, _unfinished(model_dir))
+
+
+@pytest.mark.parametrize('mode,removed', [('train', True), ('eval', False)])
+def test_a_training_run_removes_unfinished_saves(tmp_path, mode, removed):
+  """What a killed save left (`ckpt-N_temp/`) goes when training (re)starts;
+  an evaluation job beside a running trainer must not touch it."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from cmt.trainer import train_lib  # pylint: disable=g-import-not-at-top
+  from tests.trainer import standins  # pylint: disable=g-import-not-at-top
+  unfinished = tmp_path / 'ckpt-3_temp'
+  unfinished.mkdir()
+  (unfinished / 'part-00000-of-00001.index').write_bytes(b'partial')
+  keep = tmp_path / 'notes_temp'
+  keep.mkdir()
+  options = standins.options(steps=2, optimizer='ADAM')
+  if mode == 'eval':
+    options.eval_dataset_options.CopyFrom(options.train_dataset_options)
+  train_lib.build_run(mode, options, str(tmp_path),
+                      tf.distribute.get_strategy(), standins.builders())
+  assert unfinished.exists() != removed
+  assert keep.exists()  # not a checkpoint's
