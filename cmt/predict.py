@@ -73,11 +73,11 @@ def dataset_info_of(metadata: dict):
 
 def load_saved_model(path: str) -> Predictor:
   """A `cmt-export` SavedModel as a Predictor."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from cmt import export  # pylint: disable=g-import-not-at-top
   if not os.path.isfile(os.path.join(path, 'saved_model.pb')):
     raise ValueError(f'--model={path}: not a SavedModel directory (no '
                      'saved_model.pb)')
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from cmt import export  # pylint: disable=g-import-not-at-top
   try:
     loaded = tf.saved_model.load(path)
   except Exception as error:  # pylint: disable=broad-except
