@@ -85,7 +85,7 @@ setuptools.setup(
             'cmt-synthetic-data=cmt.data.synthetic:run',
             'cmt-evaluate=cmt.evaluation.evaluate_main:run',
             'cmt-paper-tables=cmt.evaluation.paper_tables:run',
-            'cmt-export=cmt.export:run',
+            'cmt-export=cmt.export_main:run',
             'cmt-predict=cmt.predict:run',
             'cmt-visualize=cmt.visualize:run',
             'cmt-import-deeplab2=cmt.import_deeplab2:run',

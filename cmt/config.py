@@ -182,6 +182,44 @@ def load_config(path: str,
   return options
 
 
+def unset_placeholder_hint(names: Iterable[str]) -> str:
+  """The note added to an error while placeholders were left unset."""
+  return (f' (placeholders left unset: {", ".join(names)}; pass --param '
+          'NAME=VALUE or set the environment variable for any this job '
+          'needs)')
+
+
+def load_config_leaving_unset(
+    path: str, params: Optional[Mapping[str, str]] = None,
+    overrides: Iterable[str] = (), environ: Optional[Mapping[str, str]] = None,
+    check: bool = True) -> tuple[config_pb2.ExperimentOptions, list[str]]:
+  """`load_config` for a job that reads no data path (validate, parameter
+  counts, paper tables, export, predict): each `${NAME}` that neither
+  `params` nor the environment sets is left as its own text `${NAME}`.
+
+  Returns (options, the names left unset). An error while loading lists
+  them: one may be a value the job does need (a categories_json).
+  """
+  try:
+    with open(path, encoding='utf-8') as f:
+      text = f.read()
+  except OSError as error:
+    raise ConfigError(f'{path}: cannot read config: {error.strerror}') from None
+  except UnicodeDecodeError:
+    raise ConfigError(f'{path}: not a text file (not UTF-8)') from None
+  environ = os.environ if environ is None else environ
+  filled = dict(params or {})
+  unset = sorted({p.name for p in find_placeholders(text)
+                  if p.name not in filled and p.name not in environ})
+  filled.update({name: f'${{{name}}}' for name in unset})
+  try:
+    return load_config(path, filled, overrides, environ, check), unset
+  except ConfigError as error:
+    if not unset:
+      raise
+    raise ConfigError(f'{error}{unset_placeholder_hint(unset)}') from None
+
+
 def parse_params(pairs: Iterable[str]) -> dict[str, str]:
   """`NAME=VALUE` strings (from --param flags) into a dict."""
   params = {}

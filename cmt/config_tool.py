@@ -5,10 +5,10 @@
 """
 
 import argparse
-import sys
 
 from google.protobuf import text_format
 
+from cmt import cli
 from cmt import config
 
 # Subcommands added by other modules: name -> (help, add_arguments, run).
@@ -24,26 +24,13 @@ def _validate(args) -> int:
   failed = 0
   for path in args.config_files:
     try:
-      with open(path, encoding='utf-8') as f:
-        text = f.read()
-    except OSError as error:
-      print(f'{path}: cannot read config: {error.strerror}', file=sys.stderr)
-      failed += 1
-      continue
-    placeholders = sorted({p.name for p in config.find_placeholders(text)})
-    params = {name: f'${{{name}}}' for name in placeholders}
-    try:
-      options = config.parse_text(
-          config.fill_placeholders(text, path, params), path)
-      problems = config.check_options(options)
-      if problems:
-        raise config.ConfigError(f'{path}: ' + '; '.join(problems))
+      _, unset = config.load_config_leaving_unset(path)
     except config.ConfigError as error:
-      print(error, file=sys.stderr)
+      cli.report('cmt-config', error)
       failed += 1
       continue
-    note = (' (placeholders to fill at launch: ' + ', '.join(placeholders) +
-            ')') if placeholders else ''
+    note = (' (placeholders to fill at launch: ' + ', '.join(unset) +
+            ')') if unset else ''
     print(f'{path}: OK{note}')
   return 1 if failed else 0
 
@@ -57,8 +44,8 @@ def _print(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(prog='cmt-config', description=__doc__,
-                                   formatter_class=argparse.RawTextHelpFormatter)
+  parser = cli.ArgumentParser(prog='cmt-config', description=__doc__,
+                              formatter_class=argparse.RawTextHelpFormatter)
   sub = parser.add_subparsers(dest='command', required=True)
   validate = sub.add_parser('validate', help='check config files')
   validate.add_argument('config_files', nargs='+')
@@ -77,17 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
+@cli.command('cmt-config')
 def main(argv=None) -> int:
   args = build_parser().parse_args(argv)
-  try:
-    return args.run(args)
-  except config.ConfigError as error:
-    print(f'error: {error}', file=sys.stderr)
-    return 1
+  return args.run(args)
 
 
-def run():
-  sys.exit(main())
+run = cli.entry_point(main)
 
 
 if __name__ == '__main__':

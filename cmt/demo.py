@@ -137,7 +137,8 @@ class Demo:
         f'--output_dir={self.layout.synthetic}',
         f'--num_train={self.data.num_train}',
         f'--num_val={self.data.num_val}',
-        f'--image_size={self.data.image_size}']), 'cmt-synthetic-data')
+        f'--image_size={self.data.image_size}', '--overwrite']),
+           'cmt-synthetic-data')
 
   def build_data(self):
     from cmt.data import build_data  # pylint: disable=g-import-not-at-top
@@ -147,7 +148,8 @@ class Demo:
       _check(build_data.main(
           synthetic.build_data_args(str(self.layout.synthetic), split,
                                     str(self.layout.tfrecords)) +
-          ['--num_shards=2', '--num_workers=1']), 'cmt-build-data')
+          ['--num_shards=2', '--num_workers=1', '--overwrite']),
+             'cmt-build-data')
 
   def train(self):
     _run_tool('cmt-train', self._config_args() + [
@@ -174,7 +176,8 @@ class Demo:
       shutil.copy(image, inputs / image.name)
     _run_tool('cmt-predict', [
         f'--model={self.layout.saved_model}', f'--input={inputs}',
-        f'--output_dir={self.layout.predictions}', '--no_progress'])
+        f'--output_dir={self.layout.predictions}', '--no_progress',
+        '--overwrite'])
 
   def run(self) -> dict:
     """All steps; returns the evaluation's metrics.json content."""

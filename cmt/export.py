@@ -34,15 +34,16 @@ object), so `tf.saved_model.load(path)` works in a process that never
 imports `cmt`.
 """
 
-import argparse
+import contextlib
+import gc
+import logging
 import os
-import shutil
-import sys
-import tempfile
-from typing import Optional, Sequence
+from typing import Optional
 
 import tensorflow as tf
 
+from cmt import atomic_files
+from cmt import cli
 from cmt import common
 from cmt import config as config_lib
 from cmt.data import dataset_info as dataset_info_lib
@@ -85,18 +86,42 @@ def load_trained_model(options, dataset_info: dataset_info_lib.DatasetInfo,
   crop = crop_size_of(options)
   model = builder.build_model(options, dataset_info)
   model(tf.zeros([1, *crop, 3]), training=False)
+  # A failed restore leaves checkpoint values nothing consumed, and
+  # TensorFlow warns about each of them (hundreds of lines) when they are
+  # collected: collect them here, with its warnings off.
+  with _tensorflow_warnings_off():
+    problem = _restore(model, path)
+    if problem:
+      del model
+      gc.collect()
+  if problem:
+    raise CheckpointError(f'--checkpoint_path={checkpoint_path}: {problem}')
+  return model
+
+
+def _restore(model, path: str) -> Optional[str]:
+  """Reads `model` from checkpoint `path`; the problem, or None."""
   try:
     status = tf.train.Checkpoint(model=model).read(path)
     status.expect_partial()  # the optimizer and iterator are not wanted
     status.assert_existing_objects_matched()
   except (tf.errors.NotFoundError, tf.errors.DataLossError) as error:
-    raise CheckpointError(f'--checkpoint_path={checkpoint_path}: cannot '
-                          f'read: {error.message}') from None
-  except AssertionError as error:
-    raise CheckpointError(
-        f'--checkpoint_path={checkpoint_path}: does not hold this model '
-        f'(config and checkpoint disagree): {str(error)[:300]}') from None
-  return model
+    return f'cannot read: {cli.one_line(error.message)}'
+  except (AssertionError, ValueError) as error:  # missing / other shapes
+    return ('does not hold this model (config and checkpoint disagree): '
+            f'{cli.one_line(error)[:300]}')
+  return None
+
+
+@contextlib.contextmanager
+def _tensorflow_warnings_off():
+  logger = tf.get_logger()
+  level = logger.level
+  logger.setLevel(logging.ERROR)
+  try:
+    yield
+  finally:
+    logger.setLevel(level)
 
 
 def crop_size_of(options) -> tuple[int, int]:
@@ -212,94 +237,13 @@ def build_inference(options, checkpoint_path: str) -> PanopticInference:
 
 def export(inference: PanopticInference, output_path: str,
            overwrite: bool = False) -> str:
-  """Saves `inference` as a SavedModel at `output_path`, atomically: into a
-  temporary sibling directory, then renamed (an old one is replaced only
-  with `overwrite`)."""
+  """Saves `inference` as a SavedModel at `output_path`, atomically
+  (`atomic_files.atomic_directory`: an old one is replaced only with
+  `overwrite`)."""
   output_path = os.path.abspath(output_path)
-  if os.path.exists(output_path) and not overwrite:
-    raise FileExistsError(f'--output_path={output_path} exists; pass '
-                          '--overwrite to replace it')
-  parent = os.path.dirname(output_path)
-  os.makedirs(parent, exist_ok=True)
-  temporary = tempfile.mkdtemp(prefix='.' + os.path.basename(output_path) +
-                               '.tmp-', dir=parent)
-  try:
+  with atomic_files.atomic_directory(output_path, overwrite) as temporary:
     tf.saved_model.save(
         inference, temporary,
         signatures={SERVING_SIGNATURE: inference.serve,
                     METADATA_SIGNATURE: inference.metadata})
-    if os.path.exists(output_path):
-      shutil.rmtree(output_path)
-    os.rename(temporary, output_path)
-  finally:
-    if os.path.exists(temporary):
-      shutil.rmtree(temporary)
   return output_path
-
-
-def add_model_flags(parser: argparse.ArgumentParser, required: bool):
-  """--config_file / --checkpoint_path / --param / --override."""
-  parser.add_argument('--config_file', required=required,
-                      help='experiment textproto')
-  parser.add_argument('--checkpoint_path', required=required,
-                      help='checkpoint prefix, or a model_dir (its latest)')
-  parser.add_argument('--param', action='append', default=[],
-                      help='NAME=VALUE for a ${NAME} placeholder')
-  parser.add_argument('--override', action='append', default=[],
-                      help='field.path=value on top of the config')
-
-
-def load_options(args):
-  """The experiment of --config_file with --param / --override. Placeholders
-  without a value (training data paths, ...) are filled with '' since
-  inference reads none of them."""
-  try:
-    with open(args.config_file, encoding='utf-8') as f:
-      placeholders = config_lib.find_placeholders(f.read())
-  except OSError as error:
-    raise config_lib.ConfigError(f'{args.config_file}: cannot read config: '
-                                 f'{error.strerror}') from None
-  given = config_lib.parse_params(args.param)
-  blanked = sorted({p.name for p in placeholders
-                    if p.name not in os.environ and p.name not in given})
-  params = {name: '' for name in blanked}
-  params.update(given)
-  try:
-    return config_lib.load_config(args.config_file, params=params,
-                                  overrides=args.override)
-  except config_lib.ConfigError as error:
-    if not blanked:
-      raise
-    # A blanked placeholder may be one inference needs (categories_json).
-    raise config_lib.ConfigError(
-        f'{error} (placeholders left empty: {", ".join(blanked)}; pass '
-        '--param NAME=VALUE for any the model needs)') from None
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-  parser = argparse.ArgumentParser(prog='cmt-export', description=__doc__,
-                                   formatter_class=argparse.
-                                   RawDescriptionHelpFormatter)
-  add_model_flags(parser, required=True)
-  parser.add_argument('--output_path', required=True,
-                      help='SavedModel directory to write')
-  parser.add_argument('--overwrite', action='store_true',
-                      help='replace an existing --output_path')
-  args = parser.parse_args(argv)
-  try:
-    options = load_options(args)
-    inference = build_inference(options, args.checkpoint_path)
-    path = export(inference, args.output_path, args.overwrite)
-  except (config_lib.ConfigError, ValueError, FileExistsError, OSError) as e:
-    print(f'cmt-export: error: {e}', file=sys.stderr)
-    return 1
-  print(f'SavedModel written to {path}')
-  return 0
-
-
-def run():
-  sys.exit(main())
-
-
-if __name__ == '__main__':
-  run()

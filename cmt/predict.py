@@ -14,8 +14,11 @@ For each image `<name>.<ext>` it writes
 and at the end O/panoptic.json, the COCO panoptic JSON of all of them
 (what `cmt-evaluate` reads). Everything is at the input image's size.
 
-An image that cannot be read is reported by name; the others are still
-predicted and the exit status is 1.
+An image that cannot be read or predicted is reported by name on one line;
+the others are still predicted and the exit status is 1. Two inputs with
+the same name (x.jpg, x.png) are refused up front, and outputs that exist
+already are replaced only with --overwrite. Each file is written under a
+temporary name and renamed when complete.
 """
 
 import argparse
@@ -29,6 +32,10 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 import tqdm
+
+from cmt import atomic_files
+from cmt import cli
+from cmt import inference_flags
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.tif', '.tiff',
                     '.webp')
@@ -66,12 +73,18 @@ def dataset_info_of(metadata: dict):
 
 def load_saved_model(path: str) -> Predictor:
   """A `cmt-export` SavedModel as a Predictor."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from cmt import export  # pylint: disable=g-import-not-at-top
   if not os.path.isfile(os.path.join(path, 'saved_model.pb')):
     raise ValueError(f'--model={path}: not a SavedModel directory (no '
                      'saved_model.pb)')
-  loaded = tf.saved_model.load(path)
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from cmt import export  # pylint: disable=g-import-not-at-top
+  try:
+    loaded = tf.saved_model.load(path)
+  except Exception as error:  # pylint: disable=broad-except
+    # A corrupt file raises anything from DecodeError to OpError.
+    raise ValueError(f'--model={path}: cannot load the SavedModel: '
+                     f'{cli.one_line(getattr(error, "message", error))}'
+                     ) from None
   signatures = loaded.signatures
   for name in (export.SERVING_SIGNATURE, export.METADATA_SIGNATURE):
     if name not in signatures:
@@ -85,7 +98,7 @@ def load_saved_model(path: str) -> Predictor:
 def load_checkpoint(args) -> Predictor:
   """Config + checkpoint as a Predictor (the same serving function)."""
   from cmt import export  # pylint: disable=g-import-not-at-top
-  inference = export.build_inference(export.load_options(args),
+  inference = export.build_inference(inference_flags.load_options(args),
                                      args.checkpoint_path)
   return Predictor(inference.serve, inference.dataset_info, owner=inference)
 
@@ -101,7 +114,31 @@ def list_inputs(spec: str) -> list[str]:
     paths = sorted(p for p in glob.glob(spec) if os.path.isfile(p))
   if not paths:
     raise ValueError(f'--input={spec}: no image found')
+  by_name = {}
+  for path in paths:
+    name = output_name(path)
+    if name in by_name:
+      raise ValueError(
+          f'--input={spec}: {by_name[name]} and {path} would both be written '
+          f'as {name!r}; rename one or predict them separately')
+    by_name[name] = path
   return paths
+
+
+def output_name(path: str) -> str:
+  """The name the outputs of image `path` take: its file name stem."""
+  return os.path.splitext(os.path.basename(path))[0]
+
+
+def output_paths(output_dir: str, paths: Sequence[str]) -> list[str]:
+  """Every file `predict_files` writes for `paths`."""
+  outputs = [os.path.join(output_dir, 'panoptic.json')]
+  for path in paths:
+    name = output_name(path)
+    outputs += [os.path.join(output_dir, 'overlay', name + '.png'),
+                os.path.join(output_dir, 'panoptic', name + '.png'),
+                os.path.join(output_dir, 'segments', name + '.json')]
+  return outputs
 
 
 def read_image(path: str) -> np.ndarray:
@@ -162,41 +199,46 @@ def predict_files(predictor: Predictor, paths: Sequence[str],
   errors = []
   for path in tqdm.tqdm(paths, desc='cmt-predict', unit='image',
                         disable=not progress, file=sys.stderr):
-    name = os.path.splitext(os.path.basename(path))[0]
+    name = output_name(path)
     try:
       image = read_image(path)
-    except ValueError as error:
-      errors.append(str(error))
-      tqdm.tqdm.write(f'cmt-predict: error: {error}', file=sys.stderr)
+      outputs = predictor(image)
+    except Exception as error:  # pylint: disable=broad-except
+      if not cli.is_user_error(error):
+        raise
+      if path not in cli.message_of(error):
+        error = ValueError(f'{path}: {cli.message_of(error)}')
+      errors.append(cli.report('cmt-predict', error))
       continue
-    outputs = predictor(image)
     panoptic = outputs['panoptic']
     annotation = writer.add(name, panoptic)
     rgb = image[..., :3] if image.shape[-1] >= 3 else np.repeat(
         image[..., :1], 3, axis=-1)
-    drawing.panoptic_overlay(rgb, panoptic, class_colors, info.class_names,
-                             info.label_divisor).save(
-                                 os.path.join(folders['overlay'],
-                                              name + '.png'))
+    overlay = drawing.panoptic_overlay(rgb, panoptic, class_colors,
+                                       info.class_names, info.label_divisor)
+    with atomic_files.atomic_path(
+        os.path.join(folders['overlay'], name + '.png')) as temporary:
+      overlay.save(temporary)
     content = segments_json(annotation, outputs, info, panoptic.shape)
-    temporary = os.path.join(folders['segments'], name + '.json.tmp')
-    with open(temporary, 'w', encoding='utf-8') as f:
+    with atomic_files.open_atomic(
+        os.path.join(folders['segments'], name + '.json')) as f:
       json.dump(content, f, indent=1)
-    os.replace(temporary, os.path.join(folders['segments'], name + '.json'))
   writer.write_json()
   return errors
 
 
+@cli.command('cmt-predict')
 def main(argv: Optional[Sequence[str]] = None) -> int:
   os.environ.setdefault('CUDA_VISIBLE_DEVICES', '')  # runs on CPU
-  from cmt import export  # pylint: disable=g-import-not-at-top
-  parser = argparse.ArgumentParser(
+  parser = cli.ArgumentParser(
       prog='cmt-predict', description=__doc__,
       formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--model', help='SavedModel written by cmt-export')
-  export.add_model_flags(parser, required=False)
+  inference_flags.add_model_flags(parser, required=False)
   parser.add_argument('--input', required=True, help='IMAGE, DIR or GLOB')
   parser.add_argument('--output_dir', required=True)
+  parser.add_argument('--overwrite', action='store_true',
+                      help='replace outputs that exist already')
   parser.add_argument('--no_progress', action='store_true',
                       help='no progress bar')
   args = parser.parse_args(argv)
@@ -205,26 +247,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                  '--checkpoint_path)')
   if args.config_file and not args.checkpoint_path:
     parser.error('--config_file needs --checkpoint_path')
-  try:
-    paths = list_inputs(args.input)
-    predictor = (load_saved_model(args.model) if args.model
-                 else load_checkpoint(args))
-    errors = predict_files(predictor, paths, args.output_dir,
-                           progress=not args.no_progress)
-  except (ValueError, OSError) as error:
-    print(f'cmt-predict: error: {error}', file=sys.stderr)
-    return 1
+  paths = list_inputs(args.input)
+  if not args.overwrite:
+    atomic_files.refuse_existing(output_paths(args.output_dir, paths))
+  predictor = (load_saved_model(args.model) if args.model
+               else load_checkpoint(args))
+  errors = predict_files(predictor, paths, args.output_dir,
+                         progress=not args.no_progress)
   done = len(paths) - len(errors)
   print(f'{done} of {len(paths)} image(s) predicted into {args.output_dir}')
-  if errors:
-    print(f'cmt-predict: {len(errors)} image(s) failed:\n  ' +
-          '\n  '.join(errors), file=sys.stderr)
-    return 1
-  return 0
+  return 1 if errors else 0
 
 
-def run():
-  sys.exit(main())
+run = cli.entry_point(main)
 
 
 if __name__ == '__main__':

@@ -1,6 +1,7 @@
 """`cmt-visualize`: the paper's pictures of the clustering for one image.
 
   cmt-visualize --config_file=F --checkpoint_path=C --input=IMAGE --output_dir=O
+      [--overwrite]
 
 Writes
   O/<name>_fig5_clustering.png   Fig. 5: the clustering result of every CMT
@@ -20,10 +21,13 @@ highest class confidence stand in.
 
 import argparse
 import os
-import sys
 from typing import Optional, Sequence
 
 import numpy as np
+
+from cmt import atomic_files
+from cmt import cli
+from cmt import inference_flags
 
 # Centers shown in Fig. 1.
 NUM_ATTENTION_CENTERS = 4
@@ -176,40 +180,44 @@ def visualize(inference, image: np.ndarray, output_dir: str,
   titles = [f'center {c}: {info.class_names[class_pred[c]]}'
             for c in centers]
   fig1 = figure1(shown, attention, centers, titles, crop)
-  paths = []
-  for figure, suffix in ((fig5, 'fig5_clustering'),
-                         (fig1, 'fig1_cross_attention')):
-    path = os.path.join(output_dir, f'{name}_{suffix}.png')
-    figure.save(path, optimize=True)
-    paths.append(path)
+  paths = figure_paths(output_dir, name)
+  for figure, path in zip((fig5, fig1), paths):
+    with atomic_files.atomic_path(path) as temporary:
+      figure.save(temporary, optimize=True)
   return paths
 
 
+def figure_paths(output_dir: str, name: str) -> list[str]:
+  """The Fig. 5 and Fig. 1 files written for image `name`."""
+  return [os.path.join(output_dir, f'{name}_{suffix}.png')
+          for suffix in ('fig5_clustering', 'fig1_cross_attention')]
+
+
+@cli.command('cmt-visualize')
 def main(argv: Optional[Sequence[str]] = None) -> int:
-  from cmt import export  # pylint: disable=g-import-not-at-top
-  from cmt import predict  # pylint: disable=g-import-not-at-top
-  parser = argparse.ArgumentParser(
+  parser = cli.ArgumentParser(
       prog='cmt-visualize', description=__doc__,
       formatter_class=argparse.RawDescriptionHelpFormatter)
-  export.add_model_flags(parser, required=True)
+  inference_flags.add_model_flags(parser, required=True)
   parser.add_argument('--input', required=True, help='one image file')
   parser.add_argument('--output_dir', required=True)
+  parser.add_argument('--overwrite', action='store_true',
+                      help='replace figures that exist already')
   args = parser.parse_args(argv)
-  try:
-    image = predict.read_image(args.input)
-    inference = export.build_inference(export.load_options(args),
-                                       args.checkpoint_path)
-    name = os.path.splitext(os.path.basename(args.input))[0]
-    paths = visualize(inference, image, args.output_dir, name)
-  except (ValueError, OSError) as error:
-    print(f'cmt-visualize: error: {error}', file=sys.stderr)
-    return 1
+  from cmt import predict  # pylint: disable=g-import-not-at-top
+  name = os.path.splitext(os.path.basename(args.input))[0]
+  if not args.overwrite:
+    atomic_files.refuse_existing(figure_paths(args.output_dir, name))
+  image = predict.read_image(args.input)
+  from cmt import export  # pylint: disable=g-import-not-at-top  (TensorFlow)
+  inference = export.build_inference(inference_flags.load_options(args),
+                                     args.checkpoint_path)
+  paths = visualize(inference, image, args.output_dir, name)
   print('\n'.join(paths))
   return 0
 
 
-def run():
-  sys.exit(main())
+run = cli.entry_point(main)
 
 
 if __name__ == '__main__':

@@ -19,6 +19,7 @@ from typing import Optional, Union
 import numpy as np
 from PIL import Image
 
+from cmt import atomic_files
 from cmt.data import dataset_info as dataset_info_lib
 from cmt.data import panoptic_label
 
@@ -120,8 +121,9 @@ class CocoPanopticWriter:
                    category_of_class[semantic] * info.label_divisor + instance)
     values, areas, boxes = segments_of_ids(ids)
     file_name = image_name + '.png'
-    Image.fromarray(panoptic_label.id_to_rgb(ids)).save(
-        os.path.join(self.png_folder, file_name))
+    with atomic_files.atomic_path(
+        os.path.join(self.png_folder, file_name)) as temporary:
+      Image.fromarray(panoptic_label.id_to_rgb(ids)).save(temporary)
     image_id = default_image_id(image_name) if image_id is None else image_id
     annotation = {
         'image_id': image_id,

@@ -2,7 +2,7 @@
 
     cmt-evaluate --gt_json=panoptic_val2017.json --gt_folder=panoptic_val2017 \
         --pred_json=predictions.json --pred_folder=predictions \
-        [--categories_json=F] [--output_json=F] [--workers=N]
+        [--categories_json=F] [--output_json=F [--overwrite]] [--workers=N]
 
 Works for any system's predictions in COCO panoptic format and gives the
 numbers of COCO's panopticapi (`pq_compute`), printed as its All / Things /
@@ -12,15 +12,16 @@ on success, 1 on bad input (the message names the file at fault).
 
 import argparse
 import json
-import sys
 import time
 from typing import Optional, Sequence
 
+from cmt import atomic_files
+from cmt import cli
 from cmt.evaluation import offline_evaluation
 
 
 def build_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(
+  parser = cli.ArgumentParser(
       prog='cmt-evaluate',
       description='Panoptic quality (PQ, SQ, RQ) of COCO panoptic '
       'predictions, as COCO panopticapi computes it.')
@@ -37,34 +38,34 @@ def build_parser() -> argparse.ArgumentParser:
                       'default: the categories of --gt_json')
   parser.add_argument('--output_json', default=None,
                       help='write all metrics, per class too, to this file')
+  parser.add_argument('--overwrite', action='store_true',
+                      help='replace an existing --output_json')
   parser.add_argument('--workers', type=int, default=1,
                       help='processes reading and comparing images')
   return parser
 
 
+@cli.command('cmt-evaluate')
 def main(argv: Optional[Sequence[str]] = None) -> int:
   args = build_parser().parse_args(argv)
+  if args.output_json and not args.overwrite:
+    atomic_files.refuse_existing([args.output_json])
   sources = offline_evaluation.Sources(
       gt_json=args.gt_json, gt_folder=args.gt_folder,
       pred_json=args.pred_json, pred_folder=args.pred_folder)
   start = time.perf_counter()
-  try:
-    metrics, _ = offline_evaluation.evaluate(
-        sources, categories_json=args.categories_json, workers=args.workers)
-  except offline_evaluation.EvaluationError as error:
-    print(f'cmt-evaluate: error: {error}', file=sys.stderr)
-    return 1
+  metrics, _ = offline_evaluation.evaluate(
+      sources, categories_json=args.categories_json, workers=args.workers)
   seconds = time.perf_counter() - start
   print(offline_evaluation.format_table(metrics))
   print(f'{metrics["num_images"]} images in {seconds:.2f} s')
   if args.output_json:
-    with open(args.output_json, 'w', encoding='utf-8') as f:
+    with atomic_files.open_atomic(args.output_json) as f:
       json.dump(metrics, f, indent=1)
   return 0
 
 
-def run():
-  sys.exit(main())
+run = cli.entry_point(main)
 
 
 if __name__ == '__main__':

@@ -17,12 +17,12 @@ import argparse
 import dataclasses
 import gc
 import json
-import os
 import pathlib
 import sys
 import time
 from typing import Callable, Optional, Sequence, TextIO
 
+from cmt import cli
 from cmt import config
 from cmt.data import dataset_info as dataset_info_lib
 from cmt.evaluation import evaluated_runs
@@ -45,19 +45,18 @@ def load_experiment(configs_root: pathlib.Path,
                     relative_path: str) -> config_pb2.ExperimentOptions:
   """Loads a row's config with its `${NAME}` placeholders left unfilled.
 
-  Paths do not change the model, so each placeholder is filled with its own
-  text; an unreadable or invalid config raises ConfigError naming the file.
+  Paths do not change the model, so each placeholder keeps its own text
+  (`config.load_config_leaving_unset`); an unreadable or invalid config
+  raises ConfigError naming the file.
   """
   path = configs_root / relative_path
-  try:
-    text = path.read_text(encoding='utf-8')
-  except OSError as error:
+  if not path.is_file():
     raise config.ConfigError(
-        f'{path}: cannot read the config of a paper table row: '
-        f'{error.strerror} (is --configs_root right?)') from None
-  names = {p.name for p in config.find_placeholders(text)}
-  return config.load_config(str(path), params={n: f'${{{n}}}' for n in names},
-                            environ={})
+        f'{path}: no such config of a paper table row (is --configs_root '
+        'right?)')
+  # The environment is not read: the tables describe the shipped configs.
+  options, _ = config.load_config_leaving_unset(str(path), environ={})
+  return options
 
 
 def model_param_counter(options: config_pb2.ExperimentOptions,
@@ -278,7 +277,7 @@ def _parse_tables(value: str) -> tuple[str, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(
+  parser = cli.ArgumentParser(
       prog='cmt-paper-tables', description=__doc__,
       formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--params', action='store_true',
@@ -300,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
+@cli.command('cmt-paper-tables')
 def main(argv=None, param_counter: Optional[ParamCounter] = None,
          stdout: TextIO = None, stderr: TextIO = None) -> int:
   """Runs the tool; `param_counter` replaces the model builder in tests."""
@@ -309,15 +309,12 @@ def main(argv=None, param_counter: Optional[ParamCounter] = None,
   configs_root = pathlib.Path(args.configs_root)
   rows = [r for r in paper_table_rows.ROWS if r.table in args.tables]
   counter = (param_counter or model_param_counter) if args.params else None
-  if counter is model_param_counter:
-    # Keep stderr for progress: TensorFlow's C++ start-up chatter is noise.
-    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   try:
     runs = evaluated_runs.find_runs(args.runs) if args.runs else []
     entries = build_entries(rows, configs_root, counter, runs, stderr)
     other_runs = runs_matching_no_row(runs, configs_root)
   except (config.ConfigError, evaluated_runs.MetricsError) as error:
-    print(f'error: {error}', file=stderr)
+    print(f'cmt-paper-tables: error: {cli.one_line(error)}', file=stderr)
     return 1
   if args.json:
     json.dump([e.to_json() for e in entries], stdout, indent=2,
@@ -330,8 +327,7 @@ def main(argv=None, param_counter: Optional[ParamCounter] = None,
   return 0
 
 
-def run():
-  sys.exit(main())
+run = cli.entry_point(main)
 
 
 if __name__ == '__main__':

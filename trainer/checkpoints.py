@@ -20,6 +20,8 @@ A checkpoint DeepLab2 wrote is read through `trainer.deeplab2_checkpoint`
 """
 
 import dataclasses
+import os
+import re
 from typing import Callable, Iterable, Optional
 
 from absl import logging
@@ -180,3 +182,28 @@ def build_checkpoint_manager(checkpoint: tf.train.Checkpoint, directory: str,
 def latest_step(directory: str) -> Optional[int]:
   path = tf.train.latest_checkpoint(directory)
   return None if path is None else int(path.rsplit('-', 1)[-1])
+
+
+# TensorFlow writes checkpoint `ckpt-N` into `ckpt-N_temp/` and merges it
+# into `ckpt-N.index` / `.data-*` at the end; a process killed in between
+# leaves the folder behind.
+_UNFINISHED_SAVE = re.compile(r'^ckpt-\d+_temp$')
+
+
+def remove_unfinished_saves(directory: str) -> list[str]:
+  """Deletes the `ckpt-N_temp/` folders an interrupted save left in
+  `directory`; returns their paths. Only the writer of `directory` (the
+  training chief, before it saves) may call this."""
+  if not tf.io.gfile.isdir(directory):
+    return []
+  removed = []
+  for name in sorted(tf.io.gfile.listdir(directory)):
+    name = name.rstrip('/')
+    path = os.path.join(directory, name)
+    if _UNFINISHED_SAVE.match(name) and tf.io.gfile.isdir(path):
+      tf.io.gfile.rmtree(path)
+      removed.append(path)
+  if removed:
+    logging.info('removed %d unfinished checkpoint save(s): %s', len(removed),
+                 ', '.join(removed))
+  return removed

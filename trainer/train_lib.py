@@ -217,6 +217,8 @@ def build_run(mode: str, options: config_pb2.ExperimentOptions,
           options.model_options.restore_scope,
           builders.pretrained_variables(model), foreign=from_deeplab2)
   work_dir = _worker_dir(model_dir, strategy)
+  if trains and _is_chief(strategy):
+    checkpoints.remove_unfinished_saves(work_dir)
   manager = checkpoints.build_checkpoint_manager(
       checkpoint, work_dir, optimizer.iterations,
       trainer_options.save_checkpoints_steps,

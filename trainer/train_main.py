@@ -3,70 +3,103 @@
     cmt-train --config_file=F --mode={train,eval,train_and_eval,continuous_eval}
         --model_dir=D [--master=TPU] [--num_gpus=N]
         [--param NAME=VALUE ...] [--override field.path=value ...]
+
+Re-running the same command resumes from the last complete checkpoint in
+--model_dir.
 """
 
+import argparse
+import logging as std_logging
 import sys
+from typing import Optional, Sequence
 
-from absl import app
-from absl import flags
-from absl import logging
-
+from cmt import cli
 from cmt import config as config_lib
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string('config_file', None, 'Experiment textproto.')
-flags.DEFINE_enum('mode', 'train',
-                  ['train', 'eval', 'train_and_eval', 'continuous_eval'],
-                  'What to run.')
-flags.DEFINE_string('model_dir', None,
-                    'Checkpoints, TensorBoard events (train/, eval/) and '
-                    'eval/metrics.json go here; a GCS path on Cloud TPU.')
-flags.DEFINE_string('master', '', 'TPU name or grpc:// address; empty: no TPU.')
-flags.DEFINE_integer('num_gpus', 0, 'GPUs to mirror over (>= 2 to mirror).')
-flags.DEFINE_multi_string('param', [], 'NAME=VALUE for a ${NAME} placeholder '
-                          'of the config.')
-flags.DEFINE_multi_string('override', [], 'field.path=value applied on top of '
-                          'the config.')
+MODES = ('train', 'eval', 'train_and_eval', 'continuous_eval')
 
 
-def _train(argv) -> int:
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+def build_parser() -> argparse.ArgumentParser:
+  parser = cli.ArgumentParser(
+      prog='cmt-train', description=__doc__,
+      formatter_class=argparse.RawDescriptionHelpFormatter)
+  # absl's help flags, which DeepLab2 users type, show the same help.
+  parser.add_argument('--helpshort', '--helpfull', action='help',
+                      help=argparse.SUPPRESS)
+  parser.add_argument('--config_file', required=True,
+                      help='experiment textproto')
+  parser.add_argument('--mode', default='train', choices=MODES,
+                      help='what to run (default: %(default)s)')
+  parser.add_argument('--model_dir', required=True,
+                      help='checkpoints, TensorBoard events (train/, eval/) '
+                      'and eval/metrics.json go here; a GCS path on Cloud TPU')
+  parser.add_argument('--master', default='',
+                      help='TPU name or grpc:// address; empty: no TPU')
+  parser.add_argument('--num_gpus', type=int, default=0,
+                      help='GPUs to mirror over (>= 2 to mirror)')
+  parser.add_argument('--param', action='append', default=[],
+                      help='NAME=VALUE for a ${NAME} placeholder of the config')
+  parser.add_argument('--override', action='append', default=[],
+                      help='field.path=value applied on top of the config')
+  return parser
+
+
+@cli.command('cmt-train')
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  """Parses `argv` (default: sys.argv[1:]) and runs; returns the exit status.
+  Bad input raises (reported by `cli`)."""
+  args = build_parser().parse_args(argv)
+  if args.num_gpus < 0:
+    raise ValueError(f'--num_gpus={args.num_gpus}: must be >= 0')
+  options = config_lib.load_config(
+      args.config_file, params=config_lib.parse_params(args.param),
+      overrides=args.override)
   # pylint: disable=g-import-not-at-top
+  from absl import logging
   from cmt.trainer import strategy as strategy_lib
   from cmt.trainer import train_lib
   from cmt.trainer import trainer as trainer_lib
+  logging.set_verbosity(logging.INFO)
+  _log_progress_to_stdout()
+  _print_orbit_messages_once()
+  strategy = strategy_lib.create_strategy(args.master, args.num_gpus)
   try:
-    options = config_lib.load_config(
-        FLAGS.config_file, params=config_lib.parse_params(FLAGS.param),
-        overrides=FLAGS.override)
-    strategy = strategy_lib.create_strategy(FLAGS.master, FLAGS.num_gpus)
-    train_lib.run_experiment(FLAGS.mode, options, FLAGS.model_dir, strategy,
-                             config_file=FLAGS.config_file)
-  except (config_lib.ConfigError, ValueError,
-          trainer_lib.NonFiniteLossError) as error:
-    logging.error('%s', error)
-    print(f'cmt-train: error: {error}', file=sys.stderr)
-    return 1
+    train_lib.run_experiment(args.mode, options, args.model_dir, strategy,
+                             config_file=args.config_file)
+  except trainer_lib.NonFiniteLossError as error:
+    raise ValueError(str(error)) from None  # a config's fault, not a bug
   return 0
 
 
-def main(argv=None) -> int:
-  """Parses `argv` (default: sys.argv[1:]) and runs; returns the exit status."""
-  argv = ['cmt-train'] + list(sys.argv[1:] if argv is None else argv)
-  FLAGS.unparse_flags()  # main() may run more than once in one process
-  try:
-    remaining = FLAGS(argv)
-  except flags.Error as error:
-    print(f'cmt-train: {error}\nTry --helpfull.', file=sys.stderr)
-    return 2
-  for name in ('config_file', 'model_dir'):
-    if not FLAGS[name].value:
-      print(f'cmt-train: --{name} is required', file=sys.stderr)
-      return 2
-  logging.set_verbosity(logging.INFO)
-  _print_orbit_messages_once()
-  return _train(remaining)
+class _CurrentStreamHandler(std_logging.StreamHandler):
+  """Writes to whatever sys.stdout / sys.stderr is when a record comes (a
+  test may have replaced it since)."""
+
+  def __init__(self, name: str):
+    super().__init__()
+    self._name = name
+
+  @property
+  def stream(self):
+    return getattr(sys, self._name)
+
+  @stream.setter
+  def stream(self, value):
+    del value  # always the current sys stream
+
+
+def _log_progress_to_stdout():
+  """absl INFO lines (strategy, warm start, checkpoints) are progress: they
+  go to stdout, so stderr holds only warnings and the one error line."""
+  progress = _CurrentStreamHandler('stdout')
+  progress.addFilter(lambda record: record.levelno < std_logging.WARNING)
+  problems = _CurrentStreamHandler('stderr')
+  problems.setLevel(std_logging.WARNING)
+  for handler in (progress, problems):
+    handler.setFormatter(std_logging.Formatter('%(levelname)s: %(message)s'))
+  logger = std_logging.getLogger('absl')
+  logger.handlers = [progress, problems]
+  logger.propagate = False  # printed once, not again by the root logger
 
 
 def _print_orbit_messages_once():
@@ -76,8 +109,7 @@ def _print_orbit_messages_once():
   controller._log = lambda message: print(message, flush=True)  # pylint: disable=protected-access
 
 
-def run():
-  sys.exit(main())
+run = cli.entry_point(main)
 
 
 if __name__ == '__main__':

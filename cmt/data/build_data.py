@@ -2,6 +2,7 @@
 
     cmt-build-data --image_dir=D --panoptic_json=F --panoptic_dir=D \
         --output_dir=O [--categories_json=F] [--split_name=S] [--num_shards=K]
+        [--overwrite]
 
 Reads every annotation of the panoptic JSON (COCO 2017 itself, or a custom
 dataset whose categories come from `--categories_json`), checks it against
@@ -30,6 +31,8 @@ from typing import Iterable, Iterator, Optional
 
 import tqdm
 
+from cmt import atomic_files
+from cmt import cli
 from cmt.data import dataset_info as dataset_info_lib
 from cmt.data import panoptic_label
 from cmt.data.panoptic_label import DataError
@@ -212,12 +215,14 @@ class Summary:
 def build(image_dir: str, panoptic_json: str, panoptic_dir: str,
           output_dir: str, info: dataset_info_lib.DatasetInfo,
           split_name: str, num_shards: int, num_workers: int = 1,
-          show_progress: Optional[bool] = None) -> Summary:
+          show_progress: Optional[bool] = None,
+          overwrite: bool = False) -> Summary:
   """Converts a COCO-panoptic-format dataset; returns what it wrote.
 
   Images go to shards in contiguous runs of the sorted file names (shard i
   holds images [i n / K, (i + 1) n / K)). Raises DataError naming the file
-  at fault; then no shard of this run exists.
+  at fault; then no shard of this run exists. Shards of the same names
+  that exist already are replaced only with `overwrite`.
   """
   if num_shards < 1:
     raise ValueError(f'--num_shards must be >= 1, got {num_shards}')
@@ -227,6 +232,10 @@ def build(image_dir: str, panoptic_json: str, panoptic_dir: str,
   from cmt.data import tfrecord_format  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   num_shards = min(num_shards, len(tasks))
+  if not overwrite:
+    atomic_files.refuse_existing(
+        os.path.join(output_dir, shard_name(split_name, i, num_shards))
+        for i in range(num_shards))
   os.makedirs(output_dir, exist_ok=True)
   summary = Summary()
   with _atomic_shards(output_dir, split_name, num_shards) as temp_paths, \
@@ -268,7 +277,7 @@ def _default_split_name(panoptic_json: str) -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-  parser = argparse.ArgumentParser(
+  parser = cli.ArgumentParser(
       prog='cmt-build-data', description=__doc__,
       formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--image_dir', required=True,
@@ -278,6 +287,8 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser.add_argument('--panoptic_dir', required=True,
                       help='folder of the panoptic RGB-id PNGs')
   parser.add_argument('--output_dir', required=True)
+  parser.add_argument('--overwrite', action='store_true',
+                      help='replace shards of the same names')
   parser.add_argument('--categories_json', default='',
                       help='categories of a custom dataset (id, name, '
                       'isthing); default: the built-in COCO panoptic ones')
@@ -293,25 +304,22 @@ def parse_args(argv=None) -> argparse.Namespace:
   return parser.parse_args(argv)
 
 
+@cli.command('cmt-build-data')
 def main(argv=None) -> int:
   args = parse_args(argv)
-  try:
-    info = (dataset_info_lib.from_categories_json(args.categories_json)
-            if args.categories_json else dataset_info_lib.COCO_PANOPTIC)
-    summary = build(args.image_dir, args.panoptic_json, args.panoptic_dir,
-                    args.output_dir, info,
-                    args.split_name or _default_split_name(args.panoptic_json),
-                    args.num_shards, args.num_workers)
-  except ValueError as error:  # DataError and bad categories / flags.
-    print(f'cmt-build-data: error: {error}', file=sys.stderr)
-    return 1
+  info = (dataset_info_lib.from_categories_json(args.categories_json)
+          if args.categories_json else dataset_info_lib.COCO_PANOPTIC)
+  summary = build(args.image_dir, args.panoptic_json, args.panoptic_dir,
+                  args.output_dir, info,
+                  args.split_name or _default_split_name(args.panoptic_json),
+                  args.num_shards, args.num_workers,
+                  overwrite=args.overwrite)
   print(summary.format(info))
   print(f'wrote {len(summary.shards)} shards to {args.output_dir}')
   return 0
 
 
-def run():
-  sys.exit(main())
+run = cli.entry_point(main)
 
 
 if __name__ == '__main__':

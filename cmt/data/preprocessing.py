@@ -25,7 +25,9 @@ def resized_size(size: tf.Tensor, min_size: Optional[tuple[int, int]],
   With `min_size` (h, w) the image is scaled (up or down) so both sides
   reach at least their minimum: s = max(h_min / H, w_min / W). Then, with
   `max_size`, it is shrunk (never enlarged) until both sides fit:
-  s' = min(s, h_max / H, w_max / W). Sides are floor(H s'), floor(W s').
+  s' = min(s, h_max / H, w_max / W). Sides are floor(H s'), floor(W s'),
+  but at least 1: a 40 x 5000 image fitted into 33 x 33 is 1 x 33, not
+  0 x 33 (which no resize can produce).
   """
   size_float = tf.cast(size, tf.float32)
   scale = tf.constant(1.0)
@@ -35,7 +37,7 @@ def resized_size(size: tf.Tensor, min_size: Optional[tuple[int, int]],
     fit = tf.reduce_min(tf.constant(max_size, tf.float32) / size_float)
     # Only shrinks what the min step produced (or the original).
     scale = tf.minimum(scale, fit) if min_size else tf.minimum(1.0, fit)
-  return tf.cast(tf.floor(size_float * scale), tf.int32)
+  return tf.maximum(tf.cast(tf.floor(size_float * scale), tf.int32), 1)
 
 
 def resize(image: tf.Tensor, label: tf.Tensor, size: tf.Tensor

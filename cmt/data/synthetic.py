@@ -1,6 +1,6 @@
 """`cmt-synthetic-data`: a procedurally generated panoptic dataset.
 
-    cmt-synthetic-data --output_dir=O [--num_train=200 --num_val=50
+    cmt-synthetic-data --output_dir=O [--overwrite] [--num_train=200 --num_val=50
                        --image_size=129 --seed=0]
 
 Writes, in COCO panoptic format (the embedded default for the demo and the
@@ -33,12 +33,13 @@ same bytes.
 import argparse
 import json
 import os
-import sys
 from typing import NamedTuple, Optional
 
 import numpy as np
 from PIL import Image
 
+from cmt import atomic_files
+from cmt import cli
 from cmt.data import panoptic_label
 
 # (id, name, isthing, colour used for visualisation).
@@ -233,11 +234,15 @@ def build_data_args(output_dir: str, split: str, tfrecord_dir: str
           f'--output_dir={tfrecord_dir}', f'--split_name={split}']
 
 
+@cli.command('cmt-synthetic-data')
 def main(argv: Optional[list[str]] = None) -> int:
-  parser = argparse.ArgumentParser(
+  parser = cli.ArgumentParser(
       prog='cmt-synthetic-data', description=__doc__,
       formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('--output_dir', required=True)
+  parser.add_argument('--output_dir', required=True,
+                      help='written as a whole; must not exist (or be empty)')
+  parser.add_argument('--overwrite', action='store_true',
+                      help='replace an existing --output_dir')
   parser.add_argument('--num_train', type=int, default=200)
   parser.add_argument('--num_val', type=int, default=50)
   parser.add_argument('--image_size', type=int, default=129,
@@ -249,8 +254,10 @@ def main(argv: Optional[list[str]] = None) -> int:
       parser.error(f'--{name} must be >= 0')
   if args.image_size < 48:
     parser.error(f'--image_size must be >= 48, got {args.image_size}')
-  paths = write_dataset(args.output_dir, args.num_train, args.num_val,
-                        (args.image_size, args.image_size), args.seed)
+  with atomic_files.atomic_directory(args.output_dir,
+                                     args.overwrite) as temporary:
+    paths = write_dataset(temporary, args.num_train, args.num_val,
+                          (args.image_size, args.image_size), args.seed)
   print(f'wrote {args.num_train} train and {args.num_val} val images to '
         f'{args.output_dir}')
   for split in ('train', 'val'):
@@ -261,8 +268,7 @@ def main(argv: Optional[list[str]] = None) -> int:
   return 0
 
 
-def run():
-  sys.exit(main())
+run = cli.entry_point(main)
 
 
 if __name__ == '__main__':
