@@ -38,6 +38,17 @@ def transformer_filters(model_options) -> int:
   return channels // 2
 
 
+def resize_assignment_logits(logits: tf.Tensor, size_from, size_to
+                             ) -> tf.Tensor:
+  """[B, h*w, N] assignment logits on a `size_from` grid -> `size_to` grid
+  (bilinear, aligned corners); unchanged when the sizes agree."""
+  if tuple(size_from) == tuple(size_to):
+    return logits
+  grid = tf.reshape(logits, [-1, *size_from, logits.shape[-1]])
+  grid = norm_act.resize_align_corners(grid, size_to)
+  return tf.reshape(grid, [-1, size_to[0] * size_to[1], logits.shape[-1]])
+
+
 class Encoder(tf_keras.layers.Layer):
   """Backbone + transformer stages + stride-4 decoder of one stack."""
 
@@ -153,7 +164,14 @@ class Encoder(tf_keras.layers.Layer):
     outputs = []
 
     def run_layer(layer, pixels):
-      result = layer((pixels, state['centers'], state['logits'],
+      logits = state['logits']
+      if logits is not None and outputs:
+        # At output stride 32 the stage-4 layers run at twice the resolution
+        # of the stage-5 ones: the residual S of Eq. 6 is resized like the
+        # final output's residual path.
+        logits = resize_assignment_logits(
+            logits, outputs[-1].pixels.shape[1:3], pixels.shape[1:3])
+      result = layer((pixels, state['centers'], logits,
                       state['embedding']), training=training)
       state.update(centers=result.centers, logits=result.assignment_logits,
                    embedding=result.reference_embedding)
