@@ -1,6 +1,6 @@
 """`cmt-config`: validate and print experiment configs.
 
-  cmt-config validate F [F ...]
+  cmt-config validate F [F ...] [--param NAME=VALUE ...] [--override field=value ...]
   cmt-config print F [--param NAME=VALUE ...] [--override field=value ...]
 """
 
@@ -10,6 +10,7 @@ import sys
 from google.protobuf import text_format
 
 from cmt import config
+from cmt import config_checks
 
 # Subcommands added by other modules: name -> (help, add_arguments, run).
 SUBCOMMANDS = {}
@@ -21,29 +22,23 @@ params_command.register(SUBCOMMANDS)
 
 
 def _validate(args) -> int:
+  """Each file checked as every run would check it (cmt.config_checks): to
+  train, evaluate and export."""
   failed = 0
   for path in args.config_files:
     try:
-      with open(path, encoding='utf-8') as f:
-        text = f.read()
-    except OSError as error:
-      print(f'{path}: cannot read config: {error.strerror}', file=sys.stderr)
-      failed += 1
-      continue
-    placeholders = sorted({p.name for p in config.find_placeholders(text)})
-    params = {name: f'${{{name}}}' for name in placeholders}
-    try:
-      options = config.parse_text(
-          config.fill_placeholders(text, path, params), path)
-      problems = config.check_options(options)
-      if problems:
-        raise config.ConfigError(f'{path}: ' + '; '.join(problems))
+      given = config.parse_params(args.param)
+      params = config.template_params(config.read_text(path), path, given)
+      config.load_config(path, params=params, overrides=args.override,
+                         purposes=config_checks.ALL_PURPOSES)
     except config.ConfigError as error:
       print(error, file=sys.stderr)
       failed += 1
       continue
-    note = (' (placeholders to fill at launch: ' + ', '.join(placeholders) +
-            ')') if placeholders else ''
+    unfilled = sorted(name for name, value in params.items()
+                      if value == f'${{{name}}}')
+    note = (' (placeholders to fill at launch: ' + ', '.join(unfilled) +
+            ')') if unfilled else ''
     print(f'{path}: OK{note}')
   return 1 if failed else 0
 
@@ -60,8 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog='cmt-config', description=__doc__,
                                    formatter_class=argparse.RawTextHelpFormatter)
   sub = parser.add_subparsers(dest='command', required=True)
-  validate = sub.add_parser('validate', help='check config files')
+  validate = sub.add_parser(
+      'validate', help='check config files: what passes trains, evaluates '
+      'and exports')
   validate.add_argument('config_files', nargs='+')
+  validate.add_argument('--param', action='append', default=[],
+                        help='fill ${NAME} placeholders: NAME=VALUE')
+  validate.add_argument('--override', action='append', default=[],
+                        help='field.path=value, applied after loading')
   validate.set_defaults(run=_validate)
   show = sub.add_parser('print', help='print the resolved config')
   show.add_argument('config_file')

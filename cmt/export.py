@@ -45,6 +45,7 @@ import tensorflow as tf
 
 from cmt import common
 from cmt import config as config_lib
+from cmt import config_checks
 from cmt.data import dataset_info as dataset_info_lib
 from cmt.data import pipeline
 from cmt.data import preprocessing
@@ -205,6 +206,7 @@ class PanopticInference(tf.Module):
 
 def build_inference(options, checkpoint_path: str) -> PanopticInference:
   """Config + checkpoint -> the in-process inference module."""
+  config_lib.require_runnable(options, (config_checks.EXPORT,))
   info = dataset_info_lib.get_dataset_info(options.eval_dataset_options)
   model = load_trained_model(options, info, checkpoint_path)
   return PanopticInference(model, options, info)
@@ -266,7 +268,8 @@ def load_options(args):
   params.update(given)
   try:
     return config_lib.load_config(args.config_file, params=params,
-                                  overrides=args.override)
+                                  overrides=args.override,
+                                  purposes=(config_checks.EXPORT,))
   except config_lib.ConfigError as error:
     if not blanked:
       raise

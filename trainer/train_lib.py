@@ -16,6 +16,8 @@ import orbit
 import tensorflow as tf
 import tf_keras
 
+from cmt import config as config_lib
+from cmt import config_checks
 from cmt.protos import config_pb2
 from cmt.trainer import checkpoints
 from cmt.trainer import evaluator as evaluator_lib
@@ -86,25 +88,6 @@ def use_jit_compile(options: config_pb2.ExperimentOptions,
   return strategy_lib.is_tpu_strategy(strategy)
 
 
-def _check_intervals(options):
-  trainer_options = options.trainer_options
-  for field in ('steps_per_loop', 'save_summaries_steps',
-                'save_checkpoints_steps'):
-    value = getattr(trainer_options, field)
-    if value < 1:
-      raise ValueError(f'trainer_options.{field} must be >= 1, got {value}')
-  if trainer_options.save_summaries_steps % trainer_options.steps_per_loop:
-    raise ValueError(
-        f'trainer_options.save_summaries_steps '
-        f'({trainer_options.save_summaries_steps}) must be a multiple of '
-        f'trainer_options.steps_per_loop ({trainer_options.steps_per_loop})')
-  evaluator_options = options.evaluator_options
-  for field in ('eval_steps', 'eval_interval_steps', 'num_summary_images'):
-    if getattr(evaluator_options, field) < 0:
-      raise ValueError(f'evaluator_options.{field} must be >= 0, got '
-                       f'{getattr(evaluator_options, field)}')
-
-
 def _is_chief(strategy) -> bool:
   return getattr(strategy.extended, 'should_checkpoint', True)
 
@@ -154,21 +137,15 @@ def build_run(mode: str, options: config_pb2.ExperimentOptions,
   if mode not in MODES:
     raise ValueError(f'--mode={mode!r}: choose one of {", ".join(MODES)}')
   builders = builders or default_builders()
-  _check_intervals(options)
+  # Every check of the config, before anything is built (cmt.config_checks).
+  config_lib.require_runnable(options, config_checks.MODE_PURPOSES[mode],
+                              config_file)
   trains = mode in ('train', 'train_and_eval')
   evaluates = mode != 'train'
   solver = options.trainer_options.solver_options
   trainer_options = options.trainer_options
   dataset_options = (options.train_dataset_options if trains
                      else options.eval_dataset_options)
-  needed = (['train_dataset_options'] if trains else []) + (
-      ['eval_dataset_options'] if evaluates else [])
-  for field in needed:
-    if not options.HasField(field):
-      raise ValueError(f'--mode={mode} needs {field} in the config')
-    if len(getattr(options, field).crop_size) != 2:
-      raise ValueError(f'{field}.crop_size must be [height, width], got '
-                       f'{list(getattr(options, field).crop_size)}')
   dataset_info = builders.get_dataset_info(dataset_options)
   jit_compile = use_jit_compile(options, strategy)
   tpu = strategy_lib.is_tpu_strategy(strategy)

@@ -12,6 +12,7 @@ from absl import flags
 from absl import logging
 
 from cmt import config as config_lib
+from cmt import config_checks
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('config_file', None, 'Experiment textproto.')
@@ -39,7 +40,8 @@ def _train(argv) -> int:
   try:
     options = config_lib.load_config(
         FLAGS.config_file, params=config_lib.parse_params(FLAGS.param),
-        overrides=FLAGS.override)
+        overrides=FLAGS.override,
+        purposes=config_checks.MODE_PURPOSES.get(FLAGS.mode, ()))
     strategy = strategy_lib.create_strategy(FLAGS.master, FLAGS.num_gpus)
     train_lib.run_experiment(FLAGS.mode, options, FLAGS.model_dir, strategy,
                              config_file=FLAGS.config_file)

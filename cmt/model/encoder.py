@@ -9,6 +9,7 @@ from typing import Dict, List, NamedTuple, Optional
 import tensorflow as tf
 import tf_keras
 
+from cmt import config_checks
 from cmt.model import decoder
 from cmt.model.backbone import axial_resnet
 from cmt.model.layers import blocks
@@ -30,11 +31,10 @@ def transformer_filters(model_options) -> int:
   """Base width of a dual-path layer: memory_channels / 2 (MaX: 128), so its
   bottleneck equals the memory width."""
   channels = model_options.transformer.memory_channels
-  heads = model_options.transformer.num_heads
-  if channels < 2 or heads < 1 or channels % 2 or (channels // 2) % heads:
-    raise ValueError(
-        f'model_options.transformer.memory_channels={channels} must be even '
-        f'and memory_channels / 2 divisible by num_heads={heads}')
+  problem = config_checks.transformer_width_problem(
+      channels, model_options.transformer.num_heads)
+  if problem:
+    raise ValueError(problem)
   return channels // 2
 
 
