@@ -111,9 +111,9 @@ def template_params(text: str, path: str,
                       for p in bare)
     names = sorted({p.name for p in bare})
     raise ConfigError(
-        f'placeholder(s) {where} stand for a number or name, which can only '
-        f'be checked with a value: pass --param {names[0]}=VALUE (as at '
-        'launch) or set the environment variable')
+        f'{path}: placeholder(s) {where} stand for a number or name, which '
+        f'can only be checked with a value: pass --param {names[0]}=VALUE '
+        '(as at launch) or set the environment variable')
   return params
 
 

@@ -237,6 +237,24 @@ def _evaluate_continuously(run: Run, model_dir: str, eval_steps: int,
                timeout)
 
 
+@contextlib.contextmanager
+def _named_data_errors(options, mode: str):
+  """TensorFlow's errors about the records read (a truncated shard, classes
+  the config does not have) as one `DataError` naming them."""
+  purposes = config_checks.MODE_PURPOSES.get(mode, ())
+  datasets = {name: getattr(options, name) for name, purpose in (
+      ('train_dataset_options', config_checks.TRAIN),
+      ('eval_dataset_options', config_checks.EVAL)) if purpose in purposes}
+  try:
+    yield
+  except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+    from cmt.data import record_errors  # pylint: disable=g-import-not-at-top
+    explained = record_errors.explain(error, datasets)
+    if explained is None:
+      raise
+    raise explained from None
+
+
 def run_experiment(mode: str, options: config_pb2.ExperimentOptions,
                    model_dir: str, strategy: tf.distribute.Strategy,
                    builders: Optional[Builders] = None,
@@ -246,7 +264,7 @@ def run_experiment(mode: str, options: config_pb2.ExperimentOptions,
   evaluator_options = options.evaluator_options
   eval_steps = evaluator_options.eval_steps or -1
   total_steps = solver.training_number_of_steps
-  with precision_policy(solver):
+  with precision_policy(solver), _named_data_errors(options, mode):
     run = build_run(mode, options, model_dir, strategy, builders,
                     config_file, print_fn)
     controller = run.controller

@@ -48,6 +48,7 @@ from cmt import common
 from cmt import config_checks
 from cmt.data import dataset_info as dataset_info_lib
 from cmt.data import preprocessing
+from cmt.data import record_errors
 from cmt.data import targets as targets_lib
 from cmt.data import tfrecord_format
 
@@ -100,6 +101,19 @@ def _scale_and_flip(options, is_training: bool):
           a.flip_probability)
 
 
+def _checked_classes(label: tf.Tensor, name: tf.Tensor,
+                     info: dataset_info_lib.DatasetInfo) -> tf.Tensor:
+  """`label`, after asserting its classes are among the configured ones:
+  records built with other categories (COCO read with a custom
+  categories.json) fail here, and `record_errors` names the cause."""
+  largest = tf.reduce_max(label // info.label_divisor)
+  check = tf.debugging.Assert(
+      largest <= info.num_classes,
+      [record_errors.CLASS_RANGE_MARKER, largest, info.num_classes, name])
+  with tf.control_dependencies([check]):
+    return tf.identity(label)
+
+
 def make_example_fn(options, info: dataset_info_lib.DatasetInfo,
                     is_training: bool):
   """(serialized example, [2] int64 seed) -> one element of the pipeline."""
@@ -110,7 +124,7 @@ def make_example_fn(options, info: dataset_info_lib.DatasetInfo,
   def example_fn(serialized, seed):
     decoded = tfrecord_format.decode_example(serialized)
     image = tf.cast(decoded['image'], tf.float32)
-    label = decoded['label']
+    label = _checked_classes(decoded['label'], decoded['name'], info)
     if min_size or max_size:
       image, label = preprocessing.resize(
           image, label,

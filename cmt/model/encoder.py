@@ -9,7 +9,7 @@ from typing import Dict, List, NamedTuple, Optional
 import tensorflow as tf
 import tf_keras
 
-from cmt import config_checks
+from cmt import model_checks
 from cmt.model import decoder
 from cmt.model.backbone import axial_resnet
 from cmt.model.layers import blocks
@@ -31,7 +31,7 @@ def transformer_filters(model_options) -> int:
   """Base width of a dual-path layer: memory_channels / 2 (MaX: 128), so its
   bottleneck equals the memory width."""
   channels = model_options.transformer.memory_channels
-  problem = config_checks.transformer_width_problem(
+  problem = model_checks.transformer_width_problem(
       channels, model_options.transformer.num_heads)
   if problem:
     raise ValueError(problem)

@@ -20,15 +20,14 @@ from typing import Callable, Dict, Optional, Sequence
 import tensorflow as tf
 import tf_keras
 
+from cmt import model_checks
 from cmt.model.layers import blocks
 from cmt.model.layers import norm_act
 from cmt.protos import model_pb2
 
-BLOCKS_PER_STAGE = {
-    model_pb2.BackboneOptions.AXIAL_RESNET_50: (3, 4, 6, 3),
-    model_pb2.BackboneOptions.AXIAL_RESNET_104: (3, 4, 24, 3),
-}
-BASE_FILTERS = (64, 128, 256, 512)
+# Shared with the config checks (cmt.model_checks), which predict the shapes.
+BLOCKS_PER_STAGE = model_checks.BLOCKS_PER_STAGE
+BASE_FILTERS = model_checks.BASE_FILTERS
 # Stochastic depth is applied to blocks at stride >= 16 only (MaX-DeepLab).
 DROP_PATH_BEYOND_STRIDE = 16
 
@@ -36,8 +35,7 @@ DROP_PATH_BEYOND_STRIDE = 16
 BlockHook = Callable[[int, int, tf.Tensor, bool], tf.Tensor]
 
 
-def scaled(channels: int, width_multiplier: float) -> int:
-  return max(1, int(round(channels * width_multiplier)))
+scaled = model_checks.scaled
 
 
 def num_blocks_from_options(backbone_options) -> Sequence[int]:
