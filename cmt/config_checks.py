@@ -14,14 +14,14 @@ needs: 'train' (train_dataset_options, trainer_options), 'eval'
 whatever the purposes.
 """
 
-import math
-from typing import Iterable, List, Optional, Sequence
+from typing import Iterable, List, Sequence
 
 from cmt import model_checks
+from cmt.model_checks import finite
+from cmt.model_checks import Problems
 from cmt.data import dataset_info as dataset_info_lib
 from cmt.protos import config_pb2
 from cmt.protos import evaluator_pb2
-from cmt.protos import model_pb2
 from cmt.protos import trainer_pb2
 
 TRAIN, EVAL, EXPORT = 'train', 'eval', 'export'
@@ -45,7 +45,7 @@ def check_options(options: config_pb2.ExperimentOptions,
   unknown = set(purposes) - set(ALL_PURPOSES)
   if unknown:
     raise ValueError(f'unknown purposes {sorted(unknown)}')
-  problems = model_checks.Problems()
+  problems = Problems()
   if purposes and not options.ListFields():
     problems.lines.append(
         'the config sets nothing; an experiment needs at least '
@@ -85,7 +85,7 @@ def dataset_problems(dataset, name: str,
                      purposes: Sequence[str] = ()) -> List[str]:
   """Problems of one DatasetOptions on its own (also read by the input
   pipeline); `purposes` those of the run that use it."""
-  problems = model_checks.Problems()
+  problems = Problems()
   if dataset.dataset and dataset.categories_json:
     problems.lines.append(f'{name}: set dataset (built-in) or '
                           'categories_json (custom), not both')
@@ -104,7 +104,8 @@ def dataset_problems(dataset, name: str,
                      'needs one or more non-empty TFRecord paths or globs')
   crop = list(dataset.crop_size)
   if (crop or purposes) and (len(crop) != 2 or min(crop) < 1):
-    problems.add(f'{name}.crop_size', crop, 'needs 2 values [height, width]')
+    problems.add(f'{name}.crop_size', crop,
+                 'needs 2 values [height, width], both >= 1')
   problems.at_least(f'{name}.batch_size', dataset.batch_size, 1)
   problems.at_least(f'{name}.min_resize_value', dataset.min_resize_value, 0)
   problems.at_least(f'{name}.max_resize_value', dataset.max_resize_value, 0)
@@ -128,12 +129,12 @@ def dataset_problems(dataset, name: str,
   return problems.lines
 
 
-def _check_augmentations(augmentations, path: str, problems: model_checks.Problems):
+def _check_augmentations(augmentations, path: str, problems: Problems):
   low, high = augmentations.min_scale_factor, augmentations.max_scale_factor
-  problems.require(model_checks.finite(low) and model_checks.finite(high) and 0 < low <= high,
+  problems.require(finite(low) and finite(high) and 0 < low <= high,
                    f'{path}.min_scale_factor', low,
                    f'need 0 < min_scale_factor <= max_scale_factor ({high:g})')
-  problems.require(model_checks.finite(augmentations.scale_factor_step_size) and
+  problems.require(finite(augmentations.scale_factor_step_size) and
                    augmentations.scale_factor_step_size >= 0,
                    f'{path}.scale_factor_step_size',
                    augmentations.scale_factor_step_size,
@@ -144,7 +145,7 @@ def _check_augmentations(augmentations, path: str, problems: model_checks.Proble
 
 # ---- trainer_options -------------------------------------------------------
 
-def _check_trainer(trainer, problems: model_checks.Problems):
+def _check_trainer(trainer, problems: Problems):
   for field in ('save_checkpoints_steps', 'save_summaries_steps',
                 'steps_per_loop', 'num_checkpoints_to_keep'):
     problems.at_least(f'trainer_options.{field}', getattr(trainer, field), 1)
@@ -161,13 +162,13 @@ def _check_trainer(trainer, problems: model_checks.Problems):
 def loss_problems(loss: trainer_pb2.LossOptions) -> List[str]:
   """Problems of `trainer_options.loss_options` (also read by the loss
   builder)."""
-  problems = model_checks.Problems()
+  problems = Problems()
   path = 'trainer_options.loss_options'
   for field in ('pq_style_loss', 'mask_id_cross_entropy_loss',
                 'instance_discrimination_loss', 'semantic_loss',
                 'mask_approximation_loss'):
     weight = getattr(loss, field).weight
-    problems.require(model_checks.finite(weight) and weight >= 0,
+    problems.require(finite(weight) and weight >= 0,
                      f'{path}.{field}.weight', weight,
                      'must be a finite number >= 0')
   pq = loss.pq_style_loss
@@ -183,7 +184,7 @@ def loss_problems(loss: trainer_pb2.LossOptions) -> List[str]:
                     kind.Type.DESCRIPTOR, kind.TYPE_UNSPECIFIED)
   problems.positive(f'{where}.temperature', discrimination.temperature)
   problems.at_least(f'{where}.sample_count', discrimination.sample_count, 1)
-  problems.require(model_checks.finite(discrimination.sample_temperature) and
+  problems.require(finite(discrimination.sample_temperature) and
                    discrimination.sample_temperature >= 0,
                    f'{where}.sample_temperature',
                    discrimination.sample_temperature,
@@ -191,7 +192,7 @@ def loss_problems(loss: trainer_pb2.LossOptions) -> List[str]:
   return problems.lines
 
 
-def _check_solver(solver, problems: model_checks.Problems):
+def _check_solver(solver, problems: Problems):
   path = 'trainer_options.solver_options'
   problems.enum_set(f'{path}.optimizer', solver.optimizer,
                     _Solver.Optimizer.DESCRIPTOR,
@@ -204,8 +205,8 @@ def _check_solver(solver, problems: model_checks.Problems):
   for field in ('poly_end_learning_rate', 'backbone_learning_rate_multiplier',
                 'weight_decay', 'gradient_clip_norm'):
     value = getattr(solver, field)
-    problems.require(model_checks.finite(value) and value >= 0, f'{path}.{field}', value,
-                     'must be a finite number >= 0')
+    problems.require(finite(value) and value >= 0, f'{path}.{field}',
+                     value, 'must be a finite number >= 0')
   steps = solver.training_number_of_steps
   problems.at_least(f'{path}.training_number_of_steps', steps, 1)
   problems.require(0 <= solver.warmup_steps < max(steps, 1),
@@ -224,7 +225,7 @@ def _check_solver(solver, problems: model_checks.Problems):
 
 def evaluator_problems(evaluator: _Evaluator) -> List[str]:
   """Problems of `evaluator_options` (also read by post-processing)."""
-  problems = model_checks.Problems()
+  problems = Problems()
   path = 'evaluator_options'
   problems.enum_set(f'{path}.post_processing', evaluator.post_processing,
                     _Evaluator.PostProcessing.DESCRIPTOR,
@@ -234,8 +235,8 @@ def evaluator_problems(evaluator: _Evaluator) -> List[str]:
     problems.in_range(f'{path}.{field}', getattr(evaluator, field), 0, 1)
   for field in ('class_score_power', 'mask_score_power'):
     value = getattr(evaluator, field)
-    problems.require(model_checks.finite(value) and value >= 0, f'{path}.{field}', value,
-                     'must be a finite number >= 0')
+    problems.require(finite(value) and value >= 0, f'{path}.{field}',
+                     value, 'must be a finite number >= 0')
   for field in ('thing_area_limit', 'stuff_area_limit', 'num_summary_images',
                 'eval_steps', 'eval_interval_steps'):
     problems.at_least(f'{path}.{field}', getattr(evaluator, field), 0)

@@ -1,6 +1,7 @@
 """`cmt-config`: validate and print experiment configs.
 
-  cmt-config validate F [F ...] [--param NAME=VALUE ...] [--override field=value ...]
+  cmt-config validate F [F ...] [--param NAME=VALUE ...]
+      [--override field=value ...]
   cmt-config print F [--param NAME=VALUE ...] [--override field=value ...]
 """
 
