@@ -83,9 +83,12 @@ def _explain_data_loss(error, datasets) -> Optional[DataError]:
   if broken:
     return DataError('truncated TFRecord shard(s): ' + '; '.join(broken) +
                      '; rebuild them with cmt-build-data')
-  if not searched:
+  message = (error.message or '').strip()
+  # TFRecord reads say 'truncated record at N' / 'corrupted record at N';
+  # other data losses (a damaged checkpoint) are not about the records.
+  if not searched or 'record at' not in message:
     return None
-  reason = (error.message or '').strip().splitlines()[0]
+  reason = re.sub(r'\{\{[^}]*\}\}\s*', '', message.splitlines()[0])
   return DataError(f'a corrupt record in {" or ".join(searched)}: {reason}; '
                    'rebuild the shards with cmt-build-data')
 
@@ -98,7 +101,8 @@ def _explain_class_range(message: str, datasets) -> DataError:
     detail = (f': image {found.group(3)!r} has class {found.group(1)}, but '
               f'the config gives {found.group(2)} classes')
   sources = ', '.join(
-      f'{name} ({options.categories_json or options.dataset})'
+      f'{name} ({options.categories_json or options.dataset}; records '
+      f'{", ".join(options.file_pattern)})'
       for name, options in datasets.items())
   return DataError(
       f'the TFRecords hold classes the configured categories do not have'

@@ -11,6 +11,7 @@ from cmt.data import dataset_info
 from cmt.data import panoptic_label
 from cmt.data import pipeline
 from cmt.data import record_errors
+from cmt.protos import dataset_pb2
 from cmt.trainer import train_lib
 from tests.trainer import standins
 
@@ -83,6 +84,11 @@ def test_records_with_classes_the_config_lacks_are_refused(tmp_path,
   assert str(fewer) in message
 
 
-def test_other_errors_pass_through():
-  error = tf.errors.InvalidArgumentError(None, None, 'shapes differ')
-  assert record_errors.explain(error, {}) is None
+def test_other_errors_pass_through(synthetic_records):
+  datasets = {'train_dataset_options': dataset_pb2.DatasetOptions(
+      file_pattern=[synthetic_records['TRAIN_SET']])}
+  shapes = tf.errors.InvalidArgumentError(None, None, 'shapes differ')
+  assert record_errors.explain(shapes, datasets) is None
+  checkpoint = tf.errors.DataLossError(
+      None, None, 'Checksum does not match: stored 1 vs. calculated 2')
+  assert record_errors.explain(checkpoint, datasets) is None
