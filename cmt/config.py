@@ -15,6 +15,7 @@ from typing import Iterable, Mapping, Optional
 from google.protobuf import descriptor
 from google.protobuf import text_format
 
+from cmt import config_checks
 from cmt.protos import config_pb2
 
 _PLACEHOLDER = re.compile(r'\$\{([A-Za-z_][A-Za-z0-9_]*)\}')
@@ -67,6 +68,53 @@ def fill_placeholders(text: str, path: str,
     lines.append(line if line.lstrip().startswith('#')
                  else _PLACEHOLDER.sub(substitute, line))
   return ''.join(lines)
+
+
+def _inside_quotes(line: str, column: int) -> bool:
+  """Whether 1-based `column` of `line` lies inside a quoted string."""
+  quote, escaped = None, False
+  for char in line[:column - 1]:
+    if escaped:
+      escaped = False
+    elif char == '\\':
+      escaped = True
+    elif quote and char == quote:
+      quote = None
+    elif not quote and char in '"\'':
+      quote = char
+  return quote is not None
+
+
+def template_params(text: str, path: str,
+                    params: Optional[Mapping[str, str]] = None,
+                    environ: Optional[Mapping[str, str]] = None
+                    ) -> dict[str, str]:
+  """Values to check a config template with (`cmt-config validate`): the
+  given params, then the environment, as at launch; a placeholder with
+  neither stands for itself where it is a string ("${TRAIN_SET}"), while a
+  bare one (a number or enum, `batch_size: ${BS}`) needs a value to be
+  checked at all."""
+  params = dict(params or {})
+  environ = os.environ if environ is None else environ
+  lines = text.splitlines()
+  bare = []
+  for placeholder in find_placeholders(text):
+    name = placeholder.name
+    if name in params or name in environ:
+      continue
+    if _inside_quotes(lines[placeholder.line - 1], placeholder.column):
+      params[name] = f'${{{name}}}'
+    else:
+      bare.append(placeholder)
+  if bare:
+    where = ', '.join(f'${{{p.name}}} at {path}:{p.line}:{p.column}'
+                      for p in bare)
+    names = sorted({p.name for p in bare})
+    raise ConfigError(
+        f'{path}: placeholder(s) {where} stand for a number or name, which '
+        f'can only be checked with a value: pass --param {names[0]}=VALUE '
+        '(as at launch) or set the environment variable')
+  return params
 
 
 def parse_text(text: str, path: str) -> config_pb2.ExperimentOptions:
@@ -164,21 +212,17 @@ def load_config(path: str,
                 params: Optional[Mapping[str, str]] = None,
                 overrides: Iterable[str] = (),
                 environ: Optional[Mapping[str, str]] = None,
-                check: bool = True) -> config_pb2.ExperimentOptions:
-  """Reads, fills, parses, overrides and (by default) checks a config file."""
-  try:
-    with open(path, encoding='utf-8') as f:
-      text = f.read()
-  except OSError as error:
-    raise ConfigError(f'{path}: cannot read config: {error.strerror}') from None
+                check: bool = True,
+                purposes: Iterable[str] = ()) -> config_pb2.ExperimentOptions:
+  """Reads, fills, parses, overrides and (by default) checks a config file
+  for `purposes` (`cmt.config_checks`; none: the parts present)."""
+  text = read_text(path)
   text = fill_placeholders(text, path, params, environ)
   options = parse_text(text, path)
   for override in overrides:
     apply_override(options, override)
   if check:
-    problems = check_options(options)
-    if problems:
-      raise ConfigError(f'{path}: ' + '; '.join(problems))
+    require_runnable(options, purposes, path)
   return options
 
 
@@ -192,32 +236,39 @@ def unset_placeholder_hint(names: Iterable[str]) -> str:
 def load_config_leaving_unset(
     path: str, params: Optional[Mapping[str, str]] = None,
     overrides: Iterable[str] = (), environ: Optional[Mapping[str, str]] = None,
-    check: bool = True) -> tuple[config_pb2.ExperimentOptions, list[str]]:
+    check: bool = True, purposes: Iterable[str] = ()
+) -> tuple[config_pb2.ExperimentOptions, list[str]]:
   """`load_config` for a job that reads no data path (validate, parameter
-  counts, paper tables, export, predict): each `${NAME}` that neither
-  `params` nor the environment sets is left as its own text `${NAME}`.
+  counts, paper tables, export, predict): each string `${NAME}` that neither
+  `params` nor the environment sets is left as its own text `${NAME}`
+  (`template_params`; a bare numeric one needs a value).
 
   Returns (options, the names left unset). An error while loading lists
   them: one may be a value the job does need (a categories_json).
   """
+  filled = template_params(read_text(path), path, params, environ)
+  unset = sorted(name for name, value in filled.items()
+                 if value == f'${{{name}}}')
   try:
-    with open(path, encoding='utf-8') as f:
-      text = f.read()
-  except OSError as error:
-    raise ConfigError(f'{path}: cannot read config: {error.strerror}') from None
-  except UnicodeDecodeError:
-    raise ConfigError(f'{path}: not a text file (not UTF-8)') from None
-  environ = os.environ if environ is None else environ
-  filled = dict(params or {})
-  unset = sorted({p.name for p in find_placeholders(text)
-                  if p.name not in filled and p.name not in environ})
-  filled.update({name: f'${{{name}}}' for name in unset})
-  try:
-    return load_config(path, filled, overrides, environ, check), unset
+    return load_config(path, filled, overrides, environ, check,
+                       purposes), unset
   except ConfigError as error:
     if not unset:
       raise
     raise ConfigError(f'{error}{unset_placeholder_hint(unset)}') from None
+
+
+def read_text(path: str) -> str:
+  """The text of config file `path`; ConfigError if unreadable or not
+  text."""
+  try:
+    with open(path, encoding='utf-8') as f:
+      return f.read()
+  except OSError as error:
+    raise ConfigError(f'{path}: cannot read config: {error.strerror}') from None
+  except UnicodeDecodeError as error:
+    raise ConfigError(f'{path}: not a text config (byte {error.start} is not '
+                      'UTF-8); expected a textproto file') from None
 
 
 def parse_params(pairs: Iterable[str]) -> dict[str, str]:
@@ -231,83 +282,18 @@ def parse_params(pairs: Iterable[str]) -> dict[str, str]:
   return params
 
 
-def check_options(options: config_pb2.ExperimentOptions) -> list[str]:
-  """Checks that cross fields; returns readable problems (empty if fine)."""
-  problems = []
-  model = options.model_options
-  if model.backbone.output_stride not in (16, 32):
-    problems.append('model_options.backbone.output_stride must be 16 or 32, '
-                    f'got {model.backbone.output_stride}')
-  if not 0.0 <= model.backbone.drop_path_rate < 1.0:
-    problems.append('model_options.backbone.drop_path_rate must be in [0, 1), '
-                    f'got {model.backbone.drop_path_rate}')
-  for i, stage in enumerate(model.decoder.transformer_stages):
-    if stage.backbone_stage not in (4, 5):
-      problems.append(f'model_options.decoder.transformer_stages[{i}]'
-                      '.backbone_stage must be 4 or 5, got '
-                      f'{stage.backbone_stage}')
-    if stage.num_blocks < 1:
-      problems.append(f'model_options.decoder.transformer_stages[{i}]'
-                      f'.num_blocks must be >= 1, got {stage.num_blocks}')
-  clustering = model.clustering
-  if clustering.coord_conv and not clustering.reference_mask:
-    problems.append('model_options.clustering.coord_conv needs '
-                    'reference_mask: the centers are concatenated with r^c '
-                    '(Eq. 11)')
-  if clustering.num_reference_points < 1:
-    problems.append('model_options.clustering.num_reference_points must be '
-                    f'>= 1, got {clustering.num_reference_points}')
-  if model.transformer.num_cluster_centers < 1:
-    problems.append('model_options.transformer.num_cluster_centers must be '
-                    f'>= 1, got {model.transformer.num_cluster_centers}')
-  if model.transformer.memory_channels % model.transformer.num_heads:
-    problems.append('model_options.transformer.memory_channels '
-                    f'({model.transformer.memory_channels}) must divide by '
-                    f'num_heads ({model.transformer.num_heads})')
-  problems += _check_deeplab2_counterparts(model)
-  for name in ('train_dataset_options', 'eval_dataset_options'):
-    if not options.HasField(name):
-      continue
-    dataset = getattr(options, name)
-    if len(dataset.crop_size) not in (0, 2):
-      problems.append(f'{name}.crop_size needs 2 values [height, width], got '
-                      f'{list(dataset.crop_size)}')
-    if dataset.batch_size < 1:
-      problems.append(f'{name}.batch_size must be >= 1, got '
-                      f'{dataset.batch_size}')
-    if dataset.dataset and dataset.categories_json:
-      problems.append(f'{name}: set dataset (built-in) or categories_json '
-                      '(custom), not both')
-    if not dataset.dataset and not dataset.categories_json:
-      problems.append(f'{name}: set dataset (e.g. "coco_panoptic") or '
-                      'categories_json')
-  solver = options.trainer_options.solver_options
-  if solver.training_number_of_steps < 1:
-    problems.append('trainer_options.solver_options.training_number_of_steps '
-                    f'must be >= 1, got {solver.training_number_of_steps}')
-  if solver.warmup_steps < 0:
-    problems.append('trainer_options.solver_options.warmup_steps must be '
-                    f'>= 0, got {solver.warmup_steps}')
-  return problems
+def check_options(options: config_pb2.ExperimentOptions,
+                  purposes: Iterable[str] = ()) -> list[str]:
+  """Readable problems of `options` for `purposes` (`cmt.config_checks`)."""
+  return config_checks.check_options(options, purposes)
 
 
-def _check_deeplab2_counterparts(model) -> list[str]:
-  """The fields that mirror DeepLab2's multipliers and semantic decoder."""
-  problems = []
-  backbone = model.backbone
-  if backbone.HasField('stem_width_multiplier') and (
-      backbone.stem_width_multiplier <= 0):
-    problems.append('model_options.backbone.stem_width_multiplier must be '
-                    f'> 0, got {backbone.stem_width_multiplier:g}')
-  counts = list(backbone.num_blocks) or (
-      [3, 4, 24, 3] if backbone.name == backbone.AXIAL_RESNET_104
-      else [3, 4, 6, 3])
-  if min(int(c * backbone.layer_multiplier) for c in counts) < 1:
-    problems.append('model_options.backbone.layer_multiplier '
-                    f'{backbone.layer_multiplier:g} leaves a stage of '
-                    f'{counts} without blocks')
-  rates = list(model.heads.aspp_atrous_rates)
-  if rates and (len(rates) != 3 or min(rates) < 1):
-    problems.append('model_options.heads.aspp_atrous_rates must list 3 '
-                    f'positive rates (or none: 6, 12, 18), got {rates}')
-  return problems
+def require_runnable(options: config_pb2.ExperimentOptions,
+                     purposes: Iterable[str] = (), source: str = ''):
+  """Raises ConfigError (one line: source, then every problem) unless
+  `options` can run for `purposes`; the build path calls this before any
+  TensorFlow graph exists."""
+  problems = check_options(options, purposes)
+  if problems:
+    prefix = f'{source}: ' if source else ''
+    raise ConfigError(prefix + '; '.join(problems))

@@ -1,6 +1,7 @@
 """`cmt-config`: validate and print experiment configs.
 
-  cmt-config validate F [F ...]
+  cmt-config validate F [F ...] [--param NAME=VALUE ...]
+      [--override field=value ...]
   cmt-config print F [--param NAME=VALUE ...] [--override field=value ...]
 """
 
@@ -10,6 +11,7 @@ from google.protobuf import text_format
 
 from cmt import cli
 from cmt import config
+from cmt import config_checks
 
 # Subcommands added by other modules: name -> (help, add_arguments, run).
 SUBCOMMANDS = {}
@@ -21,10 +23,14 @@ params_command.register(SUBCOMMANDS)
 
 
 def _validate(args) -> int:
+  """Each file checked as every run would check it (cmt.config_checks): to
+  train, evaluate and export."""
   failed = 0
   for path in args.config_files:
     try:
-      _, unset = config.load_config_leaving_unset(path)
+      _, unset = config.load_config_leaving_unset(
+          path, config.parse_params(args.param), args.override,
+          purposes=config_checks.ALL_PURPOSES)
     except config.ConfigError as error:
       cli.report('cmt-config', error)
       failed += 1
@@ -47,8 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
   parser = cli.ArgumentParser(prog='cmt-config', description=__doc__,
                               formatter_class=argparse.RawTextHelpFormatter)
   sub = parser.add_subparsers(dest='command', required=True)
-  validate = sub.add_parser('validate', help='check config files')
+  validate = sub.add_parser(
+      'validate', help='check config files: what passes trains, evaluates '
+      'and exports')
   validate.add_argument('config_files', nargs='+')
+  validate.add_argument('--param', action='append', default=[],
+                        help='fill ${NAME} placeholders: NAME=VALUE')
+  validate.add_argument('--override', action='append', default=[],
+                        help='field.path=value, applied after loading')
   validate.set_defaults(run=_validate)
   show = sub.add_parser('print', help='print the resolved config')
   show.add_argument('config_file')

@@ -46,6 +46,7 @@ from cmt import atomic_files
 from cmt import cli
 from cmt import common
 from cmt import config as config_lib
+from cmt import config_checks
 from cmt.data import dataset_info as dataset_info_lib
 from cmt.data import pipeline
 from cmt.data import preprocessing
@@ -230,6 +231,7 @@ class PanopticInference(tf.Module):
 
 def build_inference(options, checkpoint_path: str) -> PanopticInference:
   """Config + checkpoint -> the in-process inference module."""
+  config_lib.require_runnable(options, (config_checks.EXPORT,))
   info = dataset_info_lib.get_dataset_info(options.eval_dataset_options)
   model = load_trained_model(options, info, checkpoint_path)
   return PanopticInference(model, options, info)

@@ -5,6 +5,7 @@ commands' `--help` stays fast."""
 import argparse
 
 from cmt import config as config_lib
+from cmt import config_checks
 
 
 def add_model_flags(parser: argparse.ArgumentParser, required: bool):
@@ -25,5 +26,6 @@ def load_options(args):
   reads no data path, so placeholders without a value stay unset
   (`config.load_config_leaving_unset`)."""
   options, _ = config_lib.load_config_leaving_unset(
-      args.config_file, config_lib.parse_params(args.param), args.override)
+      args.config_file, config_lib.parse_params(args.param), args.override,
+      purposes=(config_checks.EXPORT,))
   return options

@@ -150,13 +150,17 @@ def test_bad_overrides_name_the_path_or_value(tmp_path, override, fragment):
 
 
 @pytest.mark.parametrize('override, fragment', [
-    ('model_options.clustering.coord_conv=true', 'coord_conv needs'),
-    ('model_options.backbone.output_stride=8', 'output_stride'),
-    ('train_dataset_options.crop_size=641', 'crop_size needs 2'),
+    ('model_options.clustering.coord_conv=true',
+     'coord_conv = True: needs reference_mask'),
+    ('model_options.backbone.output_stride=8', 'output_stride = 8'),
+    ('train_dataset_options.crop_size=641',
+     'crop_size = [641]: needs 2 values'),
     ('model_options.decoder.transformer_stages[0].backbone_stage=3',
-     'backbone_stage must be 4 or 5'),
+     'backbone_stage = 3: must be 4 or 5'),
     ('train_dataset_options.categories_json=cats.json', 'not both'),
-    ('model_options.transformer.num_heads=7', 'must divide'),
+    ('model_options.transformer.num_heads=7',
+     'memory_channels = 256: must be even with memory_channels / 2 '
+     'divisible by num_heads (7)'),
 ])
 def test_cross_field_checks_name_the_field(tmp_path, override, fragment):
   path = write(tmp_path, MINIMAL)

@@ -30,14 +30,17 @@ def test_validate_typo_prints_file_line_column_and_fails(tmp_path):
 
 def test_validate_reports_each_file_and_placeholders(tmp_path, capsys):
   good = tmp_path / 'good.textproto'
-  good.write_text('train_dataset_options { dataset: "coco_panoptic" '
-                  'file_pattern: "${TRAIN_SET}" }\n')
+  good.write_text(
+      'train_dataset_options { dataset: "coco_panoptic" '
+      'file_pattern: "${TRAIN_SET}" crop_size: [65, 65] }\n'
+      'eval_dataset_options { dataset: "coco_panoptic" '
+      'file_pattern: "${TRAIN_SET}" crop_size: [65, 65] }\n')
   bad = tmp_path / 'bad.textproto'
   bad.write_text('model_options { clustering { coord_conv: true } }\n')
   assert config_tool.main(['validate', str(good), str(bad)]) == 1
   out, err = capsys.readouterr()
   assert f'{good}: OK (placeholders to fill at launch: TRAIN_SET)' in out
-  assert 'coord_conv needs reference_mask' in err
+  assert 'coord_conv = True: needs reference_mask' in err
 
 
 def test_print_resolves_params_and_overrides(tmp_path, capsys):

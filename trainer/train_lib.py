@@ -16,6 +16,8 @@ import orbit
 import tensorflow as tf
 import tf_keras
 
+from cmt import config as config_lib
+from cmt import config_checks
 from cmt.protos import config_pb2
 from cmt.protos import model_pb2
 from cmt.trainer import checkpoints
@@ -87,25 +89,6 @@ def use_jit_compile(options: config_pb2.ExperimentOptions,
   return strategy_lib.is_tpu_strategy(strategy)
 
 
-def _check_intervals(options):
-  trainer_options = options.trainer_options
-  for field in ('steps_per_loop', 'save_summaries_steps',
-                'save_checkpoints_steps'):
-    value = getattr(trainer_options, field)
-    if value < 1:
-      raise ValueError(f'trainer_options.{field} must be >= 1, got {value}')
-  if trainer_options.save_summaries_steps % trainer_options.steps_per_loop:
-    raise ValueError(
-        f'trainer_options.save_summaries_steps '
-        f'({trainer_options.save_summaries_steps}) must be a multiple of '
-        f'trainer_options.steps_per_loop ({trainer_options.steps_per_loop})')
-  evaluator_options = options.evaluator_options
-  for field in ('eval_steps', 'eval_interval_steps', 'num_summary_images'):
-    if getattr(evaluator_options, field) < 0:
-      raise ValueError(f'evaluator_options.{field} must be >= 0, got '
-                       f'{getattr(evaluator_options, field)}')
-
-
 def _is_chief(strategy) -> bool:
   return getattr(strategy.extended, 'should_checkpoint', True)
 
@@ -155,21 +138,15 @@ def build_run(mode: str, options: config_pb2.ExperimentOptions,
   if mode not in MODES:
     raise ValueError(f'--mode={mode!r}: choose one of {", ".join(MODES)}')
   builders = builders or default_builders()
-  _check_intervals(options)
+  # Every check of the config, before anything is built (cmt.config_checks).
+  config_lib.require_runnable(options, config_checks.MODE_PURPOSES[mode],
+                              config_file)
   trains = mode in ('train', 'train_and_eval')
   evaluates = mode != 'train'
   solver = options.trainer_options.solver_options
   trainer_options = options.trainer_options
   dataset_options = (options.train_dataset_options if trains
                      else options.eval_dataset_options)
-  needed = (['train_dataset_options'] if trains else []) + (
-      ['eval_dataset_options'] if evaluates else [])
-  for field in needed:
-    if not options.HasField(field):
-      raise ValueError(f'--mode={mode} needs {field} in the config')
-    if len(getattr(options, field).crop_size) != 2:
-      raise ValueError(f'{field}.crop_size must be [height, width], got '
-                       f'{list(getattr(options, field).crop_size)}')
   dataset_info = builders.get_dataset_info(dataset_options)
   jit_compile = use_jit_compile(options, strategy)
   tpu = strategy_lib.is_tpu_strategy(strategy)
@@ -270,6 +247,24 @@ def _evaluate_continuously(run: Run, model_dir: str, eval_steps: int,
                timeout)
 
 
+@contextlib.contextmanager
+def _named_data_errors(options, mode: str):
+  """TensorFlow's errors about the records read (a truncated shard, classes
+  the config does not have) as one `DataError` naming them."""
+  purposes = config_checks.MODE_PURPOSES.get(mode, ())
+  datasets = {name: getattr(options, name) for name, purpose in (
+      ('train_dataset_options', config_checks.TRAIN),
+      ('eval_dataset_options', config_checks.EVAL)) if purpose in purposes}
+  try:
+    yield
+  except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+    from cmt.data import record_errors  # pylint: disable=g-import-not-at-top
+    explained = record_errors.explain(error, datasets)
+    if explained is None:
+      raise
+    raise explained from None
+
+
 def run_experiment(mode: str, options: config_pb2.ExperimentOptions,
                    model_dir: str, strategy: tf.distribute.Strategy,
                    builders: Optional[Builders] = None,
@@ -279,7 +274,7 @@ def run_experiment(mode: str, options: config_pb2.ExperimentOptions,
   evaluator_options = options.evaluator_options
   eval_steps = evaluator_options.eval_steps or -1
   total_steps = solver.training_number_of_steps
-  with precision_policy(solver):
+  with precision_policy(solver), _named_data_errors(options, mode):
     run = build_run(mode, options, model_dir, strategy, builders,
                     config_file, print_fn)
     controller = run.controller

@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 
 from cmt import cli
 from cmt import config as config_lib
+from cmt import config_checks
 
 MODES = ('train', 'eval', 'train_and_eval', 'continuous_eval')
 
@@ -53,7 +54,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     raise ValueError(f'--num_gpus={args.num_gpus}: must be >= 0')
   options = config_lib.load_config(
       args.config_file, params=config_lib.parse_params(args.param),
-      overrides=args.override)
+      overrides=args.override,
+      purposes=config_checks.MODE_PURPOSES[args.mode])
   # pylint: disable=g-import-not-at-top
   from absl import logging
   from cmt.trainer import strategy as strategy_lib

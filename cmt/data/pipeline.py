@@ -45,8 +45,10 @@ from typing import Optional
 import tensorflow as tf
 
 from cmt import common
+from cmt import config_checks
 from cmt.data import dataset_info as dataset_info_lib
 from cmt.data import preprocessing
+from cmt.data import record_errors
 from cmt.data import targets as targets_lib
 from cmt.data import tfrecord_format
 
@@ -60,46 +62,13 @@ def _option_error(field: str, message: str) -> ValueError:
 
 
 def validate_options(options, is_training: bool) -> None:
-  """Checks every DatasetOptions field this pipeline uses; errors name it."""
-  if not options.file_pattern:
-    raise _option_error('file_pattern', 'no TFRecord files given')
-  if len(options.crop_size) != 2 or min(options.crop_size) < 1:
-    raise _option_error('crop_size', 'expected [height, width] > 0, got '
-                        f'{list(options.crop_size)}')
-  if options.batch_size < 1:
-    raise _option_error('batch_size', f'must be >= 1, got '
-                        f'{options.batch_size}')
-  if options.max_num_masks < 1:
-    raise _option_error('max_num_masks', f'must be >= 1, got '
-                        f'{options.max_num_masks}')
-  if options.min_resize_value < 0 or options.max_resize_value < 0:
-    raise _option_error('min_resize_value/max_resize_value', 'must be >= 0')
-  if (options.min_resize_value and options.max_resize_value and
-      options.min_resize_value > options.max_resize_value):
-    raise _option_error('min_resize_value', f'{options.min_resize_value} > '
-                        f'max_resize_value {options.max_resize_value}')
-  if options.shuffle_buffer_size < 1:
-    raise _option_error('shuffle_buffer_size', 'must be >= 1, got '
-                        f'{options.shuffle_buffer_size}')
-  if options.seed < 0:
-    raise _option_error('seed', f'must be >= 0, got {options.seed}')
-  if not is_training and options.max_resize_value > min(options.crop_size):
-    raise _option_error('max_resize_value', f'{options.max_resize_value} '
-                        f'exceeds crop_size {list(options.crop_size)}: '
-                        'evaluation images would not fit the crop')
-  if is_training and options.HasField('augmentations'):
-    augmentations = options.augmentations
-    if not 0 < augmentations.min_scale_factor <= augmentations.max_scale_factor:
-      raise _option_error(
-          'augmentations.min_scale_factor', 'need 0 < min_scale_factor <= '
-          f'max_scale_factor, got {augmentations.min_scale_factor} and '
-          f'{augmentations.max_scale_factor}')
-    if augmentations.scale_factor_step_size < 0:
-      raise _option_error('augmentations.scale_factor_step_size',
-                          'must be >= 0')
-    if not 0 <= augmentations.flip_probability <= 1:
-      raise _option_error('augmentations.flip_probability', 'must be in '
-                          f'[0, 1], got {augmentations.flip_probability}')
+  """Checks every DatasetOptions field this pipeline uses; errors name it
+  (the checks of `cmt.config_checks`)."""
+  problems = config_checks.dataset_problems(
+      options, 'DatasetOptions',
+      (config_checks.TRAIN,) if is_training else (config_checks.EVAL,))
+  if problems:
+    raise ValueError('; '.join(problems))
 
 
 def list_files(options) -> list[str]:
@@ -132,6 +101,19 @@ def _scale_and_flip(options, is_training: bool):
           a.flip_probability)
 
 
+def _checked_classes(label: tf.Tensor, name: tf.Tensor,
+                     info: dataset_info_lib.DatasetInfo) -> tf.Tensor:
+  """`label`, after asserting its classes are among the configured ones:
+  records built with other categories (COCO read with a custom
+  categories.json) fail here, and `record_errors` names the cause."""
+  largest = tf.reduce_max(label // info.label_divisor)
+  check = tf.debugging.Assert(
+      largest <= info.num_classes,
+      [record_errors.CLASS_RANGE_MARKER, largest, info.num_classes, name])
+  with tf.control_dependencies([check]):
+    return tf.identity(label)
+
+
 def make_example_fn(options, info: dataset_info_lib.DatasetInfo,
                     is_training: bool):
   """(serialized example, [2] int64 seed) -> one element of the pipeline."""
@@ -142,7 +124,7 @@ def make_example_fn(options, info: dataset_info_lib.DatasetInfo,
   def example_fn(serialized, seed):
     decoded = tfrecord_format.decode_example(serialized)
     image = tf.cast(decoded['image'], tf.float32)
-    label = decoded['label']
+    label = _checked_classes(decoded['label'], decoded['name'], info)
     if min_size or max_size:
       image, label = preprocessing.resize(
           image, label,

@@ -100,16 +100,15 @@ class CMTDeepLab(tf_keras.Model):
       # Residual path between the clustering results and the final output.
       mask_logits += norm_act.resize_align_corners(
           self._to_map(tf.add_n(last_logits) / len(last_logits),
-                       results[-1].endpoints['stage5']),
+                       results[-1].layers[-1].pixels),
           mask_logits.shape[1:3])
 
-    stride16 = results[-1].endpoints['stage5']
     outputs = {
         common.MASK_LOGITS: mask_logits,
         common.CLASS_LOGITS: class_logits,
         common.PIXEL_FEATURES: pixel_features,
         common.CROSS_ATTENTION: self._to_map(
-            layers[-1].cross_attention, stride16, transpose=True),
+            layers[-1].cross_attention, layers[-1].pixels, transpose=True),
     }
     if self.semantic_head is not None:
       endpoints = results[-1].endpoints
@@ -127,7 +126,7 @@ class CMTDeepLab(tf_keras.Model):
       for layer in layers[:-1]:
         entry = {
             common.MASK_LOGITS: self._to_map(layer.assignment_logits,
-                                             stride16),
+                                             layer.pixels),
             common.CLASS_LOGITS: self.center_heads.class_logits(
                 layer.centers, training=training),
         }
@@ -143,7 +142,7 @@ class CMTDeepLab(tf_keras.Model):
   @staticmethod
   def _to_map(values, reference, transpose=False):
     """[B, HW, N] (or [B, N, HW] with transpose) -> [B, H, W, N] ([B, N, H, W])
-    at the resolution of `reference`."""
+    at the resolution of `reference` (the layer's pixels, [B, H, W, C])."""
     height, width = reference.shape[1:3]
     if transpose:
       return tf.reshape(values, [-1, values.shape[1], height, width])

@@ -9,6 +9,7 @@ from typing import Dict, List, NamedTuple, Optional
 import tensorflow as tf
 import tf_keras
 
+from cmt import model_checks
 from cmt.model import decoder
 from cmt.model.backbone import axial_resnet
 from cmt.model.layers import blocks
@@ -30,12 +31,22 @@ def transformer_filters(model_options) -> int:
   """Base width of a dual-path layer: memory_channels / 2 (MaX: 128), so its
   bottleneck equals the memory width."""
   channels = model_options.transformer.memory_channels
-  heads = model_options.transformer.num_heads
-  if channels < 2 or heads < 1 or channels % 2 or (channels // 2) % heads:
-    raise ValueError(
-        f'model_options.transformer.memory_channels={channels} must be even '
-        f'and memory_channels / 2 divisible by num_heads={heads}')
+  problem = model_checks.transformer_width_problem(
+      channels, model_options.transformer.num_heads)
+  if problem:
+    raise ValueError(problem)
   return channels // 2
+
+
+def resize_assignment_logits(logits: tf.Tensor, size_from, size_to
+                             ) -> tf.Tensor:
+  """[B, h*w, N] assignment logits on a `size_from` grid -> `size_to` grid
+  (bilinear, aligned corners); unchanged when the sizes agree."""
+  if tuple(size_from) == tuple(size_to):
+    return logits
+  grid = tf.reshape(logits, [-1, *size_from, logits.shape[-1]])
+  grid = norm_act.resize_align_corners(grid, size_to)
+  return tf.reshape(grid, [-1, size_to[0] * size_to[1], logits.shape[-1]])
 
 
 class Encoder(tf_keras.layers.Layer):
@@ -153,7 +164,14 @@ class Encoder(tf_keras.layers.Layer):
     outputs = []
 
     def run_layer(layer, pixels):
-      result = layer((pixels, state['centers'], state['logits'],
+      logits = state['logits']
+      if logits is not None and outputs:
+        # At output stride 32 the stage-4 layers run at twice the resolution
+        # of the stage-5 ones: the residual S of Eq. 6 is resized like the
+        # final output's residual path.
+        logits = resize_assignment_logits(
+            logits, outputs[-1].pixels.shape[1:3], pixels.shape[1:3])
+      result = layer((pixels, state['centers'], logits,
                       state['embedding']), training=training)
       state.update(centers=result.centers, logits=result.assignment_logits,
                    embedding=result.reference_embedding)

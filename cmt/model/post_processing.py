@@ -41,6 +41,7 @@ from typing import Mapping
 import tensorflow as tf
 
 from cmt import common
+from cmt import config_checks
 from cmt.data import dataset_info as dataset_info_lib
 from cmt.model.layers import norm_act
 from cmt.protos import evaluator_pb2
@@ -53,21 +54,11 @@ _Options = evaluator_pb2.EvaluatorOptions
 
 
 def check_options(options: _Options):
-  """Raises ValueError naming the evaluator_options field that is invalid."""
-  if options.post_processing not in (_Options.PER_PIXEL, _Options.MASK_WISE):
-    raise ValueError('evaluator_options.post_processing must be PER_PIXEL or '
-                     f'MASK_WISE, got {options.post_processing}')
-  for field in ('thing_class_threshold', 'stuff_class_threshold',
-                'pixel_confidence_threshold', 'overlap_threshold'):
-    value = getattr(options, field)
-    if not 0.0 <= value <= 1.0:
-      raise ValueError(f'evaluator_options.{field} must lie in [0, 1], got '
-                       f'{value}')
-  for field in ('class_score_power', 'mask_score_power', 'thing_area_limit',
-                'stuff_area_limit'):
-    value = getattr(options, field)
-    if value < 0:
-      raise ValueError(f'evaluator_options.{field} must be >= 0, got {value}')
+  """Raises ValueError naming the evaluator_options field that is invalid
+  (the checks of `cmt.config_checks`)."""
+  problems = config_checks.evaluator_problems(options)
+  if problems:
+    raise ValueError('; '.join(problems))
 
 
 def upsample_mask_logits(mask_logits: tf.Tensor) -> tf.Tensor:

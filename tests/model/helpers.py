@@ -15,6 +15,8 @@ TINY = (
     'model_options.backbone.width_multiplier=0.0625',
     'model_options.backbone.num_blocks=1,1,1,1',
     'model_options.transformer.num_cluster_centers=8',
+    # Matching gives each ground-truth mask its own center.
+    'train_dataset_options.max_num_masks=8',
     'model_options.transformer.memory_channels=16',
     'model_options.transformer.num_heads=2',
     'model_options.transformer.feed_forward_channels=16',

@@ -17,7 +17,8 @@ from cmt import common
 from cmt.data import dataset_info as dataset_info_lib
 from cmt.trainer import train_lib
 
-CROP = 9
+# The smallest crop validation accepts at output stride 16 (16k + 1).
+CROP = 17
 NUM_CLASSES = 3
 NUM_IMAGES = 32
 
@@ -137,14 +138,17 @@ trainer_options {{
   }}
 }}
 train_dataset_options {{
-  dataset: "standin"
+  # A name and files validation accepts; the stand-in builders ignore them.
+  dataset: "coco_panoptic"
+  file_pattern: "standin-train-*"
   batch_size: {batch}
   seed: {seed}
   crop_size: {CROP}
   crop_size: {CROP}
 }}
 eval_dataset_options {{
-  dataset: "standin"
+  dataset: "coco_panoptic"
+  file_pattern: "standin-val-*"
   batch_size: 4
   crop_size: {CROP}
   crop_size: {CROP}

@@ -246,7 +246,7 @@ def test_saved_predictions_land_under_model_dir_eval(tmp_path):
 def test_missing_dataset_options_are_named(tmp_path):
   options = standins.options()
   options.ClearField('eval_dataset_options')
-  with pytest.raises(ValueError, match='train_and_eval needs '
-                     'eval_dataset_options'):
+  with pytest.raises(ValueError, match='eval_dataset_options: missing; '
+                     'needed to eval'):
     train_lib.build_run('train_and_eval', options, str(tmp_path), _strategy(),
                         standins.builders())

@@ -20,15 +20,14 @@ from typing import Callable, Dict, Optional, Sequence
 import tensorflow as tf
 import tf_keras
 
+from cmt import model_checks
 from cmt.model.layers import blocks
 from cmt.model.layers import norm_act
 from cmt.protos import model_pb2
 
-BLOCKS_PER_STAGE = {
-    model_pb2.BackboneOptions.AXIAL_RESNET_50: (3, 4, 6, 3),
-    model_pb2.BackboneOptions.AXIAL_RESNET_104: (3, 4, 24, 3),
-}
-BASE_FILTERS = (64, 128, 256, 512)
+# Shared with the config checks (cmt.model_checks), which predict the shapes.
+BLOCKS_PER_STAGE = model_checks.BLOCKS_PER_STAGE
+BASE_FILTERS = model_checks.BASE_FILTERS
 # Stochastic depth is applied to blocks at stride >= 16 only (MaX-DeepLab).
 DROP_PATH_BEYOND_STRIDE = 16
 
@@ -36,43 +35,12 @@ DROP_PATH_BEYOND_STRIDE = 16
 BlockHook = Callable[[int, int, tf.Tensor, bool], tf.Tensor]
 
 
-def scaled(channels: int, width_multiplier: float) -> int:
-  return max(1, int(round(channels * width_multiplier)))
+scaled = model_checks.scaled
 
 
-def num_blocks_from_options(backbone_options) -> Sequence[int]:
-  """Blocks of stages 2-5 from `backbone.name` or the `num_blocks` override,
-  times `layer_multiplier` (truncated, as DeepLab2's
-  backbone_layer_multiplier)."""
-  if backbone_options.num_blocks:
-    counts = tuple(backbone_options.num_blocks)
-    if len(counts) != 4 or min(counts) < 1:
-      raise ValueError('model_options.backbone.num_blocks must list 4 '
-                       f'positive counts (stages 2-5); got {list(counts)}')
-  elif backbone_options.name in BLOCKS_PER_STAGE:
-    counts = BLOCKS_PER_STAGE[backbone_options.name]
-  else:
-    raise ValueError('model_options.backbone.name: unsupported value '
-                     f'{backbone_options.name} (use AXIAL_RESNET_50 or '
-                     'AXIAL_RESNET_104)')
-  multiplier = backbone_options.layer_multiplier
-  scaled_counts = tuple(int(count * multiplier) for count in counts)
-  if min(scaled_counts) < 1:
-    raise ValueError('model_options.backbone.layer_multiplier = '
-                     f'{multiplier} leaves a stage without blocks '
-                     f'({list(counts)} -> {list(scaled_counts)})')
-  return scaled_counts
-
-
-def stem_width_multiplier(backbone_options) -> float:
-  """DeepLab2's stem_width_multiplier; unset follows width_multiplier."""
-  if backbone_options.HasField('stem_width_multiplier'):
-    multiplier = backbone_options.stem_width_multiplier
-    if multiplier <= 0:
-      raise ValueError('model_options.backbone.stem_width_multiplier must be '
-                       f'> 0; got {multiplier}')
-    return multiplier
-  return backbone_options.width_multiplier
+# The block counts and stem width the config checks predict, stated once.
+num_blocks_from_options = model_checks.num_blocks_from_options
+stem_width_multiplier = model_checks.stem_width_multiplier
 
 
 class AxialResNet(tf_keras.layers.Layer):

@@ -21,12 +21,12 @@ Everything is TensorFlow with static shapes: the loss compiles under
 """
 
 import dataclasses
-import math
 from typing import Callable, Optional
 
 import tensorflow as tf
 
 from cmt import common
+from cmt import config_checks
 from cmt.data import dataset_info as dataset_info_lib
 from cmt.model.loss import cross_entropy
 from cmt.model.loss import ground_truth as gt_lib
@@ -65,56 +65,26 @@ class LossSettings:
   deep_supervision: bool
 
 
-def _check(condition: bool, field: str, value, requirement: str):
-  if not condition:
-    raise ValueError(f'{_OPTIONS_PATH}.{field} = {value!r}: {requirement}')
-
-
-def _weight(value: float, field: str) -> float:
-  _check(math.isfinite(value) and value >= 0.0, field, value,
-         'must be a finite number >= 0')
-  return float(value)
-
-
 def parse_loss_options(loss_options: trainer_pb2.LossOptions) -> LossSettings:
-  """Reads and checks every field of `LossOptions`."""
+  """Reads `LossOptions`, checked by `cmt.config_checks.loss_problems`."""
+  problems = config_checks.loss_problems(loss_options)
+  if problems:
+    raise ValueError('; '.join(problems))
   pq = loss_options.pq_style_loss
-  _check(0.0 <= pq.alpha <= 1.0, 'pq_style_loss.alpha', pq.alpha,
-         'must be in [0, 1]')
-  _check(pq.unmatched_weight != _PQStyle.UNMATCHED_WEIGHT_UNSPECIFIED,
-         'pq_style_loss.unmatched_weight', 'UNMATCHED_WEIGHT_UNSPECIFIED',
-         'choose CONSTANT or VOID_RATIO')
   discrimination = loss_options.instance_discrimination_loss
-  field = 'instance_discrimination_loss'
-  _check(discrimination.type != _InstanceDiscrimination.TYPE_UNSPECIFIED,
-         f'{field}.type', 'TYPE_UNSPECIFIED',
-         'choose MASK_CENTER or PIXEL_CONTRASTIVE')
-  _check(math.isfinite(discrimination.temperature)
-         and discrimination.temperature > 0.0, f'{field}.temperature',
-         discrimination.temperature, 'must be > 0')
-  _check(discrimination.sample_count > 0, f'{field}.sample_count',
-         discrimination.sample_count, 'must be > 0')
-  _check(math.isfinite(discrimination.sample_temperature)
-         and discrimination.sample_temperature >= 0.0,
-         f'{field}.sample_temperature', discrimination.sample_temperature,
-         'must be a finite number >= 0')
   return LossSettings(
-      pq_style_weight=_weight(pq.weight, 'pq_style_loss.weight'),
+      pq_style_weight=float(pq.weight),
       pq_style_alpha=float(pq.alpha),
       pq_style_void_ratio_weight=pq.unmatched_weight == _PQStyle.VOID_RATIO,
-      mask_id_weight=_weight(loss_options.mask_id_cross_entropy_loss.weight,
-                             'mask_id_cross_entropy_loss.weight'),
-      instance_discrimination_weight=_weight(discrimination.weight,
-                                             f'{field}.weight'),
+      mask_id_weight=float(loss_options.mask_id_cross_entropy_loss.weight),
+      instance_discrimination_weight=float(discrimination.weight),
       instance_discrimination_type=discrimination.type,
       instance_discrimination_temperature=float(discrimination.temperature),
       sample_count=int(discrimination.sample_count),
       sample_temperature=float(discrimination.sample_temperature),
-      semantic_weight=_weight(loss_options.semantic_loss.weight,
-                              'semantic_loss.weight'),
-      mask_approximation_weight=_weight(
-          loss_options.mask_approximation_loss.weight,
-          'mask_approximation_loss.weight'),
+      semantic_weight=float(loss_options.semantic_loss.weight),
+      mask_approximation_weight=float(
+          loss_options.mask_approximation_loss.weight),
       deep_supervision=bool(loss_options.deep_supervision))
 
 

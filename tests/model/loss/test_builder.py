@@ -261,7 +261,7 @@ def test_strided_downsample_takes_every_stride_th_pixel():
     ('instance_discrimination_loss.weight', -0.1, '>= 0'),
     ('instance_discrimination_loss.type', 0, 'MASK_CENTER or'),
     ('instance_discrimination_loss.temperature', 0.0, '> 0'),
-    ('instance_discrimination_loss.sample_count', 0, '> 0'),
+    ('instance_discrimination_loss.sample_count', 0, '>= 1'),
     ('instance_discrimination_loss.sample_temperature', -1.0, '>= 0'),
     ('semantic_loss.weight', -2.0, '>= 0'),
     ('mask_approximation_loss.weight', float('inf'), 'finite'),

@@ -1,0 +1,342 @@
+"""The checks of `model_options` and of what a dataset must agree on with
+the model (crop, masks), pure Python: the model's shape rules stated once.
+
+Part of the config checks (`cmt.config_checks` runs them); the model reads
+`scaled` and `transformer_width_problem` from here so that the rules it
+builds by and the rules validation checks are the same code.
+"""
+
+import math
+from typing import List, Optional, Sequence
+
+from cmt.data import dataset_info as dataset_info_lib
+from cmt.protos import model_pb2
+
+# Bottleneck widths of Axial-ResNet stages 2-5 (cmt.model.backbone).
+BASE_FILTERS = (64, 128, 256, 512)
+# Heads of every axial-attention block (Axial-DeepLab / MaX-DeepLab: 8).
+AXIAL_HEADS = 8
+
+_Backbone = model_pb2.BackboneOptions
+# Blocks of stages 2-5 of each named backbone.
+BLOCKS_PER_STAGE = {
+    _Backbone.AXIAL_RESNET_50: (3, 4, 6, 3),
+    _Backbone.AXIAL_RESNET_104: (3, 4, 24, 3),
+}
+
+
+def scaled(channels: int, width_multiplier: float) -> int:
+  """A channel count scaled by `backbone.width_multiplier` (at least 1)."""
+  return max(1, int(round(channels * width_multiplier)))
+
+
+def num_blocks_from_options(backbone_options) -> Sequence[int]:
+  """Blocks of stages 2-5 from `backbone.name` or the `num_blocks` override,
+  times `layer_multiplier` (truncated, as DeepLab2's
+  backbone_layer_multiplier)."""
+  if backbone_options.num_blocks:
+    counts = tuple(backbone_options.num_blocks)
+    if len(counts) != 4 or min(counts) < 1:
+      raise ValueError('model_options.backbone.num_blocks must list 4 '
+                       f'positive counts (stages 2-5); got {list(counts)}')
+  elif backbone_options.name in BLOCKS_PER_STAGE:
+    counts = BLOCKS_PER_STAGE[backbone_options.name]
+  else:
+    raise ValueError('model_options.backbone.name: unsupported value '
+                     f'{backbone_options.name} (use AXIAL_RESNET_50 or '
+                     'AXIAL_RESNET_104)')
+  multiplier = backbone_options.layer_multiplier
+  scaled_counts = tuple(int(count * multiplier) for count in counts)
+  if min(scaled_counts) < 1:
+    raise ValueError('model_options.backbone.layer_multiplier = '
+                     f'{multiplier:g} leaves a stage without blocks '
+                     f'({list(counts)} -> {list(scaled_counts)})')
+  return scaled_counts
+
+
+def stem_width_multiplier(backbone_options) -> float:
+  """DeepLab2's stem_width_multiplier; unset follows width_multiplier."""
+  if backbone_options.HasField('stem_width_multiplier'):
+    multiplier = backbone_options.stem_width_multiplier
+    if not multiplier > 0:
+      raise ValueError('model_options.backbone.stem_width_multiplier must be '
+                       f'> 0; got {multiplier:g}')
+    return multiplier
+  return backbone_options.width_multiplier
+
+
+def transformer_width_problem(memory_channels: int,
+                              num_heads: int) -> Optional[str]:
+  """The dual-path layer's keys are memory_channels / 2 wide and its values
+  memory_channels, both split over num_heads."""
+  if num_heads < 1:
+    return f'model_options.transformer.num_heads = {num_heads}: must be >= 1'
+  if memory_channels < 2 or memory_channels % 2 or (
+      memory_channels // 2) % num_heads:
+    step = 2 * num_heads
+    example = step * max(1, -(-memory_channels // step))
+    return (f'model_options.transformer.memory_channels = {memory_channels}: '
+            'must be even with memory_channels / 2 divisible by num_heads '
+            f'({num_heads}), e.g. {example}')
+  return None
+
+
+class Problems:
+  """Collects 'field = value: what is allowed' lines."""
+
+  def __init__(self):
+    self.lines: List[str] = []
+
+  def add(self, field: str, value, requirement: str):
+    self.lines.append(f'{field} = {_show(value)}: {requirement}')
+
+  def require(self, ok: bool, field: str, value, requirement: str):
+    if not ok:
+      self.add(field, value, requirement)
+
+  def at_least(self, field: str, value, minimum):
+    self.require(finite(value) and value >= minimum, field, value,
+                 f'must be >= {minimum}')
+
+  def in_range(self, field: str, value, low, high, high_open=False):
+    ok = finite(value) and low <= value and (
+        value < high if high_open else value <= high)
+    self.require(ok, field, value,
+                 f'must lie in [{low}, {high}{")" if high_open else "]"}')
+
+  def positive(self, field: str, value):
+    self.require(finite(value) and value > 0, field, value,
+                 'must be a finite number > 0')
+
+  def enum_set(self, field: str, value, enum_type, unset: int):
+    if value == unset:
+      names = [v.name for v in enum_type.values if v.number != unset]
+      self.lines.append(f'{field} = {enum_type.values_by_number[value].name}'
+                        ': choose ' + ' or '.join(names))
+
+
+def _show(value):
+  if isinstance(value, float):
+    return f'{value:g}'
+  return repr(value) if isinstance(value, str) else value
+
+
+def finite(value) -> bool:
+  return not isinstance(value, float) or math.isfinite(value)
+
+
+# ---- model_options -------------------------------------------------------
+
+def check_model(model: model_pb2.ModelOptions, problems: Problems):
+  """Every field of `model_options`, and the widths the layers split."""
+  _check_backbone(model, problems)
+  _check_decoder(model, problems)
+  _check_transformer(model, problems)
+  _check_heads(model, problems)
+
+
+def _check_backbone(model, problems: Problems):
+  backbone = model.backbone
+  path = 'model_options.backbone'
+  if not backbone.num_blocks:
+    problems.enum_set(f'{path}.name', backbone.name, _Backbone.Name.DESCRIPTOR,
+                      _Backbone.NAME_UNSPECIFIED)
+  for shared_rule in (num_blocks_from_options, stem_width_multiplier):
+    try:
+      shared_rule(backbone)
+    except ValueError as error:
+      if backbone.num_blocks or backbone.name in BLOCKS_PER_STAGE:
+        problems.lines.append(str(error))
+  problems.enum_set(f'{path}.activation', backbone.activation,
+                    model_pb2.Activation.DESCRIPTOR,
+                    model_pb2.ACTIVATION_UNSPECIFIED)
+  problems.in_range(f'{path}.drop_path_rate', backbone.drop_path_rate, 0, 1,
+                    high_open=True)
+  problems.enum_set(f'{path}.drop_path_schedule', backbone.drop_path_schedule,
+                    _Backbone.DropPathSchedule.DESCRIPTOR,
+                    _Backbone.DROP_PATH_SCHEDULE_UNSPECIFIED)
+  problems.require(backbone.output_stride in (16, 32),
+                   f'{path}.output_stride', backbone.output_stride,
+                   'must be 16 or 32')
+  axial = backbone.use_axial_beyond_stride
+  problems.require(axial >= 0 and not axial & (axial - 1),
+                   f'{path}.use_axial_beyond_stride', axial,
+                   'must be 0 (off) or a power of 2')
+  problems.at_least(f'{path}.axial_query_region',
+                    backbone.axial_query_region, 1)
+  problems.positive(f'{path}.width_multiplier', backbone.width_multiplier)
+  if finite(backbone.width_multiplier) and backbone.width_multiplier > 0:
+    for stage in sorted(_axial_stages(model)):
+      filters = scaled(BASE_FILTERS[stage - 2], backbone.width_multiplier)
+      problems.require(
+          filters % AXIAL_HEADS == 0, f'{path}.width_multiplier',
+          backbone.width_multiplier,
+          f'gives stage-{stage} axial blocks {filters} channels, which '
+          f'{AXIAL_HEADS} attention heads cannot split (need a multiple of '
+          f'{AXIAL_HEADS}: {BASE_FILTERS[stage - 2]} x width_multiplier)')
+
+
+def _check_decoder(model, problems: Problems):
+  decoder = model.decoder
+  for i, stage in enumerate(decoder.transformer_stages):
+    where = f'model_options.decoder.transformer_stages[{i}]'
+    problems.require(stage.backbone_stage in (4, 5),
+                     f'{where}.backbone_stage', stage.backbone_stage,
+                     'must be 4 or 5')
+    problems.at_least(f'{where}.num_blocks', stage.num_blocks, 1)
+  high = decoder.high_resolution_output_stride
+  problems.require(high in (4, 8),
+                   'model_options.decoder.high_resolution_output_stride',
+                   high, 'must be 4 or 8')
+  if model.recursive_feature_network:
+    problems.require(high == 4,
+                     'model_options.decoder.high_resolution_output_stride',
+                     high, 'must be 4 with recursive_feature_network (the '
+                     'two stacks meet at stride 4)')
+
+
+def _check_transformer(model, problems: Problems):
+  transformer = model.transformer
+  path = 'model_options.transformer'
+  problems.at_least(f'{path}.num_cluster_centers',
+                    transformer.num_cluster_centers, 1)
+  problems.require(
+      transformer.num_cluster_centers < dataset_info_lib.LABEL_DIVISOR,
+      f'{path}.num_cluster_centers', transformer.num_cluster_centers,
+      f'must be < label_divisor {dataset_info_lib.LABEL_DIVISOR} (one '
+      'class could get more instances than its labels can number)')
+  width = transformer_width_problem(transformer.memory_channels,
+                                    transformer.num_heads)
+  if width:
+    problems.lines.append(width)
+  problems.at_least(f'{path}.feed_forward_channels',
+                    transformer.feed_forward_channels, 1)
+
+  clustering = model.clustering
+  path = 'model_options.clustering'
+  problems.require(not clustering.coord_conv or clustering.reference_mask,
+                   f'{path}.coord_conv', True, 'needs reference_mask: the '
+                   'centers are concatenated with r^c (Eq. 11)')
+  if clustering.reference_mask:
+    problems.at_least(f'{path}.num_reference_points',
+                      clustering.num_reference_points, 1)
+
+
+def _check_heads(model, problems: Problems):
+  heads = model.heads
+  path = 'model_options.heads'
+  problems.at_least(f'{path}.pixel_space_head_channels',
+                    heads.pixel_space_head_channels, 1)
+  problems.at_least(f'{path}.pixel_space_output_channels',
+                    heads.pixel_space_output_channels, 1)
+  if heads.auxiliary_semantic_head:
+    for field in ('semantic_head_channels', 'res3_projection_channels',
+                  'res2_projection_channels'):
+      problems.at_least(f'{path}.{field}', getattr(heads, field), 1)
+  rates = list(heads.aspp_atrous_rates)
+  problems.require(not rates or (len(rates) == 3 and min(rates) >= 1),
+                   f'{path}.aspp_atrous_rates', rates,
+                   'must list 3 positive rates (or none: 6, 12, 18)')
+  if heads.auxiliary_semantic_head:
+    for field in ('aspp_channels', 'semantic_decoder_channels'):
+      problems.at_least(f'{path}.{field}', getattr(heads, field), 1)
+  problems.require(finite(heads.class_void_prior) and
+                   0 < heads.class_void_prior < 1,
+                   f'{path}.class_void_prior', heads.class_void_prior,
+                   'must lie in (0, 1)')
+  problems.require(finite(heads.mask_logits_bn_gamma),
+                   f'{path}.mask_logits_bn_gamma', heads.mask_logits_bn_gamma,
+                   'must be a finite number')
+  if model.initial_checkpoint:
+    problems.enum_set('model_options.restore_scope', model.restore_scope,
+                      model_pb2.ModelOptions.RestoreScope.DESCRIPTOR,
+                      model_pb2.ModelOptions.RESTORE_SCOPE_UNSPECIFIED)
+
+
+def _transformer_stages(model) -> List[int]:
+  """Backbone stages of the decoder's dual-path axial blocks (MaX-S: [5])."""
+  return [s.backbone_stage for s in model.decoder.transformer_stages] or [5]
+
+
+def _backbone_block_strides(backbone):
+  """(stage, stride of the block's input) of every backbone block, as
+  `cmt.model.backbone.axial_resnet` lays them out (stem at stride 2)."""
+  try:
+    counts = num_blocks_from_options(backbone)
+  except ValueError:  # Reported by _check_backbone.
+    counts = ()
+  input_stride = 2
+  for stage, count in zip(range(2, 6), counts):
+    for index in range(count):
+      yield stage, input_stride if index == 0 else 2 * input_stride
+    input_stride *= 2
+
+
+def _axial_stages(model) -> dict:
+  """Stage -> smallest stride at which an axial-attention block runs."""
+  backbone = model.backbone
+  stride = backbone.output_stride if backbone.output_stride in (16, 32) else 16
+  found = {}
+
+  def note(stage, at):
+    found[stage] = min(found.get(stage, at), at)
+
+  axial = backbone.use_axial_beyond_stride
+  for stage, current in _backbone_block_strides(backbone):
+    if 0 < axial <= current:
+      note(stage, min(current, stride))
+  for stage in _transformer_stages(model):
+    if stage in (4, 5):
+      note(stage, min(2 ** stage, stride))
+  return found
+
+
+# ---- crops -----------------------------------------------------------------
+
+def crop_problem(crop: Sequence[int], output_stride: int) -> Optional[str]:
+  """Crops are output_stride * k + 1 (DeepLab2's rule): every stride of the
+  network then maps the crop's corners onto feature-map corners, which the
+  aligned-corner resizes and the strided label sampling of the losses
+  assume."""
+  bad = [c for c in crop if c < output_stride + 1 or (c - 1) % output_stride]
+  if bad:
+    low = max(1, (bad[0] - 1) // output_stride)
+    return (f'each side must be output_stride * k + 1 '
+            f'(output_stride {output_stride}: e.g. {low * output_stride + 1} '
+            f'or {(low + 1) * output_stride + 1})')
+  return None
+
+
+def check_dataset_with_model(dataset, name: str, model,
+                              problems: Problems):
+  """What a dataset must agree on with the model: the crop and the masks."""
+  stride = model.backbone.output_stride
+  crop = list(dataset.crop_size)
+  if len(crop) == 2 and min(crop) >= 1 and stride in (16, 32):
+    problem = crop_problem(crop, stride)
+    if problem:
+      problems.add(f'{name}.crop_size', crop, problem)
+    else:
+      _check_axial_reach(crop, model, name, problems)
+  centers = model.transformer.num_cluster_centers
+  # Only training matches masks to centers; evaluation reads no matching.
+  problems.require(
+      name != 'train_dataset_options' or dataset.max_num_masks <= centers,
+      f'{name}.max_num_masks',
+      dataset.max_num_masks, 'must be <= model_options.transformer.'
+      f'num_cluster_centers ({centers}): each ground-truth mask is matched '
+      'to its own cluster center')
+
+
+def _check_axial_reach(crop, model, name, problems):
+  """Axial attention spans a whole axis of at most axial_query_region."""
+  region = model.backbone.axial_query_region
+  for stage, stride in sorted(_axial_stages(model).items()):
+    length = (max(crop) - 1) // stride + 1
+    if length > region:
+      problems.add(f'{name}.crop_size', crop,
+                   f'stage-{stage} axial attention at stride {stride} spans '
+                   f'{length} positions, more than model_options.backbone.'
+                   f'axial_query_region ({region}); local axial attention is '
+                   'not implemented')
+      return
