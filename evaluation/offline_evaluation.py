@@ -64,31 +64,50 @@ def _annotation_field(annotation, key: str, path: str, index: int):
   return annotation[key]
 
 
+def _stem(file_name) -> str:
+  return os.path.splitext(os.path.basename(str(file_name)))[0]
+
+
+def _index_annotations(annotations: list, path: str, key, what: str
+                       ) -> dict:
+  """{key(annotation): annotation}; every field pairing needs is checked."""
+  indexed = {}
+  for index, annotation in enumerate(annotations):
+    for field in ('image_id', 'file_name', 'segments_info'):
+      _annotation_field(annotation, field, path, index)
+    value = key(annotation)
+    if value in indexed:
+      raise EvaluationError(f'{path}: {what} {value!r} has two annotations')
+    indexed[value] = annotation
+  return indexed
+
+
 def pair_annotations(gt: dict, pred: dict, sources: Sources
                      ) -> list[ImagePair]:
-  """Matches annotations by image_id; every ground-truth image needs one."""
-  predictions = {}
-  for index, annotation in enumerate(pred['annotations']):
-    image_id = _annotation_field(annotation, 'image_id', sources.pred_json,
-                                 index)
-    _annotation_field(annotation, 'file_name', sources.pred_json, index)
-    _annotation_field(annotation, 'segments_info', sources.pred_json, index)
-    if image_id in predictions:
-      raise EvaluationError(f'{sources.pred_json}: image_id {image_id!r} has '
-                            'two annotations')
-    predictions[image_id] = annotation
+  """Matches every ground-truth annotation with its prediction: by
+  image_id, as panopticapi does; when the prediction ids are not the ground
+  truth's (e.g. `cmt-predict`'s file-stem ids against integer ids), by the
+  PNG file name without extension."""
+  by_id = _index_annotations(gt['annotations'], sources.gt_json,
+                             lambda a: a['image_id'], 'image_id')
+  predictions = _index_annotations(pred['annotations'], sources.pred_json,
+                                   lambda a: a['image_id'], 'image_id')
+  key = lambda a: a['image_id']
+  if not all(image_id in predictions for image_id in by_id):
+    by_name = _index_annotations(pred['annotations'], sources.pred_json,
+                                 lambda a: _stem(a['file_name']),
+                                 'file name')
+    gt_names = {_stem(a['file_name']) for a in gt['annotations']}
+    if gt_names.issubset(by_name):
+      predictions, key = by_name, lambda a: _stem(a['file_name'])
   pairs = []
-  for index, annotation in enumerate(gt['annotations']):
-    image_id = _annotation_field(annotation, 'image_id', sources.gt_json,
-                                 index)
-    _annotation_field(annotation, 'file_name', sources.gt_json, index)
-    _annotation_field(annotation, 'segments_info', sources.gt_json, index)
-    if image_id not in predictions:
-      file_name = annotation.get('file_name', '?')
+  for annotation in gt['annotations']:
+    if key(annotation) not in predictions:
       raise EvaluationError(
-          f'{sources.pred_json}: no prediction for image_id {image_id!r} '
-          f'(ground truth {file_name} in {sources.gt_json})')
-    pairs.append(ImagePair(annotation, predictions[image_id]))
+          f'{sources.pred_json}: no prediction for image_id '
+          f'{annotation["image_id"]!r} (ground truth {annotation["file_name"]} '
+          f'in {sources.gt_json}; matched by image_id, or else by file name)')
+    pairs.append(ImagePair(annotation, predictions[key(annotation)]))
   return pairs
 
 
