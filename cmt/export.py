@@ -157,9 +157,10 @@ class PanopticInference(tf.Module):
     return padded[tf.newaxis], resized
 
   def model_outputs(self, image: tf.Tensor) -> dict:
-    """The model's raw output dict for one uint8 image (figures use it)."""
+    """The model's raw output dict for one uint8 image, with what only the
+    figures need (CROSS_ATTENTION)."""
     batch, _ = self.preprocess(image)
-    return self._model(batch, training=False)
+    return self._model(batch, training=False, figure_outputs=True)
 
   @tf.function(input_signature=[
       tf.TensorSpec([None, None, None], tf.uint8, name='image')])
