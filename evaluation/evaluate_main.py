@@ -37,8 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
                       'default: the categories of --gt_json')
   parser.add_argument('--output_json', default=None,
                       help='write all metrics, per class too, to this file')
-  parser.add_argument('--workers', type=int, default=1,
-                      help='processes reading and comparing images')
+  parser.add_argument('--workers', type=int,
+                      default=offline_evaluation.default_workers(),
+                      help='processes reading and comparing images '
+                      '(default: every core, here %(default)s)')
   return parser
 
 

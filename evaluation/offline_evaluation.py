@@ -14,6 +14,7 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import sys
 from typing import Optional, Sequence
 
 import numpy as np
@@ -249,8 +250,26 @@ def evaluate_pairs(pairs: Sequence[ImagePair], sources: Sources,
   chunks = [list(chunk) for chunk in np.array_split(
       np.arange(len(pairs)), min(workers, len(pairs)))]
   jobs = [([pairs[i] for i in chunk], sources, info) for chunk in chunks]
-  with multiprocessing.get_context('spawn').Pool(len(jobs)) as pool:
+  with _process_context().Pool(len(jobs)) as pool:
     return panoptic_quality.sum_stats(pool.map(_evaluate_chunk, jobs), size)
+
+
+def default_workers() -> int:
+  """Every core this process may use."""
+  try:
+    return len(os.sched_getaffinity(0))
+  except AttributeError:  # not on Linux
+    return os.cpu_count() or 1
+
+
+def _process_context():
+  """fork where it is safe (no TensorFlow threads in this process: the
+  `cmt-evaluate` command), else spawn; fork skips re-importing numpy and
+  PIL in every worker."""
+  if 'fork' in multiprocessing.get_all_start_methods() and (
+      'tensorflow' not in sys.modules):
+    return multiprocessing.get_context('fork')
+  return multiprocessing.get_context('spawn')
 
 
 def format_table(metrics: dict) -> str:

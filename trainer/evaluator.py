@@ -120,9 +120,10 @@ class CMTEvaluator(orbit.StandardEvaluator):
     self._summary_images = []
     self._class_colors = np.array(
         [(0, 0, 0)] + [c.color for c in dataset_info.categories], np.uint8)
-    # The per-replica step; the function tests inspect (its inputs).
-    self.replica_function = tf.function(self._replica_eval,
-                                        jit_compile=jit_compile)
+    self._jit_compile = jit_compile
+    # The compiled per-replica step, one per replica id (tests inspect their
+    # inputs).
+    self.replica_functions = {}
     self.last_result: Optional[dict] = None
 
   def eval_begin(self):
@@ -139,8 +140,21 @@ class CMTEvaluator(orbit.StandardEvaluator):
                      if key in predictions})
     return returned
 
+  def _replica_step(self, inputs):
+    """`_replica_eval` as its own function, one per replica: under XLA a
+    function traced on one device must not be reused with another
+    replica's variables (XLA known issue "tf.Variable on a different
+    device"). TPU replica ids are not static: one function, as TPUs want."""
+    replica_id = tf.get_static_value(
+        tf.distribute.get_replica_context().replica_id_in_sync_group)
+    replica_id = None if replica_id is None else int(replica_id)
+    if replica_id not in self.replica_functions:
+      self.replica_functions[replica_id] = tf.function(
+          self._replica_eval, jit_compile=self._jit_compile)
+    return self.replica_functions[replica_id](inputs)
+
   def eval_step(self, iterator):
-    return self._strategy.run(self.replica_function, args=(next(iterator),))
+    return self._strategy.run(self._replica_step, args=(next(iterator),))
 
   def eval_reduce(self, state=None, step_outputs=None):
     batches = [tf.nest.map_structure(lambda t: t.numpy(), local) for local in

@@ -50,12 +50,13 @@ def main(output_dir: str, replicas: int, params_json: str):
                               os.path.join(output_dir, f'run_{replicas}'),
                               strategy)
     run.evaluator.evaluate(tf.constant(-1))
-  replica_function = run.evaluator.replica_function
-  concrete = replica_function._list_all_concrete_functions()  # pylint: disable=protected-access
+  functions = list(run.evaluator.replica_functions.values())
+  concrete = [c for f in functions
+              for c in f._list_all_concrete_functions()]  # pylint: disable=protected-access
   result = {
       'num_replicas': strategy.num_replicas_in_sync,
       'metrics': run.evaluator.last_result,
-      'jit_compile': replica_function._jit_compile,  # pylint: disable=protected-access
+      'jit_compile': all(f._jit_compile for f in functions),  # pylint: disable=protected-access
       'num_traces': len(concrete),
       'input_dtypes': sorted({t.dtype.name for f in concrete
                               for t in f.inputs}),
