@@ -55,6 +55,13 @@ IMAGE_SIZE = 'image_size'
 ORIGINAL_IMAGE_SIZE = 'original_image_size'
 # [B] string, the image file name without extension (COCO image id).
 IMAGE_NAME = 'image_name'
+# Evaluation: what the device gets besides IMAGE and IMAGE_SIZE (numbers
+# only, static shapes; `cmt.data.eval_inputs`). [B] int32 position of the
+# image in the evaluation set, the key that joins it to its host-only data;
+# -1 on the padding of the last batch.
+EVAL_INDEX = 'eval_index'
+# [B] bool, False on the padding of the last batch.
+IMAGE_VALID = 'image_valid'
 
 # ---- Post-processed predictions -----------------------------------------
 # [B, H, W] int32 semantic * label_divisor + instance; 0 = void.

@@ -178,16 +178,15 @@ class PanopticInference(tf.Module):
     rgb = tf.cast(to_rgb(image), tf.float32)
     size = tf.shape(rgb)[:2]
     resized = preprocessing.resized_size(size, *self._resize_range)
-    # The preprocessing functions move a label with the image; none here.
-    no_label = tf.zeros(size, tf.int32)
-    rgb, no_label = preprocessing.resize(rgb, no_label, resized)
-    padded, _ = preprocessing.pad_to_crop(rgb, no_label, self._crop)
+    padded = preprocessing.pad_image_to_crop(
+        preprocessing.resize_image(rgb, resized), self._crop)
     return padded[tf.newaxis], resized
 
   def model_outputs(self, image: tf.Tensor) -> dict:
-    """The model's raw output dict for one uint8 image (figures use it)."""
+    """The model's raw output dict for one uint8 image, with what only the
+    figures need (CROSS_ATTENTION)."""
     batch, _ = self.preprocess(image)
-    return self._model(batch, training=False)
+    return self._model(batch, training=False, figure_outputs=True)
 
   @tf.function(input_signature=[
       tf.TensorSpec([None, None, None], tf.uint8, name='image')])
@@ -199,10 +198,7 @@ class PanopticInference(tf.Module):
         outputs, self._options.evaluator_options, self._info)
     panoptic = predictions[common.PRED_PANOPTIC][0, :resized[0],
                                                  :resized[1]]
-    panoptic = tf.compat.v1.image.resize(
-        panoptic[..., tf.newaxis], original_size,
-        method=tf.image.ResizeMethod.NEAREST_NEIGHBOR,
-        align_corners=True)[..., 0]
+    panoptic = preprocessing.resize_label(panoptic, original_size)
     divisor = self._info.label_divisor
     labels = predictions[common.PRED_SEGMENT_LABELS][0]
     return {

@@ -148,6 +148,8 @@ def read_image(path: str) -> np.ndarray:
   try:
     with Image.open(path) as image:
       image.load()
+      if image.format == 'JPEG' and image.mode in ('L', 'RGB'):
+        return _decode_as_the_pipeline_does(path)
       if image.mode not in ('L', 'LA', 'RGB', 'RGBA'):
         has_alpha = 'A' in image.mode or 'transparency' in image.info
         image = image.convert('RGBA' if has_alpha else 'RGB')
@@ -159,6 +161,14 @@ def read_image(path: str) -> np.ndarray:
   if min(array.shape[:2]) < 1:
     raise ValueError(f'{path}: empty image {array.shape}')
   return array
+
+
+def _decode_as_the_pipeline_does(path: str) -> np.ndarray:
+  """JPEGs: TensorFlow's decoder, as in training and evaluation
+  (`tfrecord_format.decode_image`), so predictions match the evaluation's."""
+  from cmt.data import tfrecord_format  # pylint: disable=g-import-not-at-top
+  with open(path, 'rb') as f:
+    return tfrecord_format.decode_image(f.read()).numpy()
 
 
 def segments_json(annotation: dict, outputs: dict, info,

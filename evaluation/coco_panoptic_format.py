@@ -27,7 +27,8 @@ def read_segment_ids(path: str) -> np.ndarray:
   """Reads a panoptic PNG as [H, W] segment ids; ValueError naming `path`."""
   try:
     with Image.open(path) as image:
-      image = image.convert('RGB')
+      if image.mode != 'RGB':
+        image = image.convert('RGB')
       # RGB padded to 4 bytes is one little-endian word per pixel: R + 256 G
       # + 256^2 B once the padding byte is masked off (faster than 3 casts).
       words = np.frombuffer(image.tobytes('raw', 'RGBX'), dtype='<u4')

@@ -40,8 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help='write all metrics, per class too, to this file')
   parser.add_argument('--overwrite', action='store_true',
                       help='replace an existing --output_json')
-  parser.add_argument('--workers', type=int, default=1,
-                      help='processes reading and comparing images')
+  parser.add_argument('--workers', type=int,
+                      default=offline_evaluation.default_workers(),
+                      help='processes reading and comparing images '
+                      '(default: every core, here %(default)s)')
   return parser
 
 

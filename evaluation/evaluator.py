@@ -2,22 +2,23 @@
 
     evaluator = PanopticEvaluator(dataset_info, evaluator_options, output_dir)
     for each image:  evaluator.update(gt_panoptic, gt_crowd, pred_panoptic,
-                                      image_name, original_size,
-                                      segment_scores, image_size)
+                                      image_name, segment_scores)
     metrics = evaluator.result()
     evaluator.write_metrics_json(path, experiment_name, config_file, step)
 
-Predictions are compared with the ground truth at the resolution they share
-(the crop the model saw). With `evaluator_options.save_predictions` every
-prediction is also resized to the image's original size (nearest
-neighbour) and written in COCO panoptic format under `output_dir`:
-`output_dir/panoptic/<image_name>.png` and `output_dir/panoptic.json`
-(written by `result()`), ready for `cmt-evaluate` or the test-dev server.
+As COCO's tools do, predictions are compared with the ground truth at the
+image's ORIGINAL size, as stored: the caller resizes each prediction back
+to it first (`cmt.trainer.evaluator`, with `preprocessing.resize_label`,
+the SavedModel's convention). With `evaluator_options.save_predictions`
+every prediction is also written in COCO panoptic format under
+`output_dir`: `output_dir/panoptic/<image_name>.png` and
+`output_dir/panoptic.json` (written by `result()`), ready for
+`cmt-evaluate` (which then reports the same numbers) or the test-dev server.
 """
 
 import json
 import os
-from typing import Mapping, Optional, Sequence
+from typing import Mapping, Optional
 
 import numpy as np
 
@@ -30,19 +31,6 @@ from cmt.protos import evaluator_pb2
 
 PREDICTIONS_JSON = 'panoptic.json'
 PREDICTIONS_FOLDER = 'panoptic'
-
-
-def resize_nearest(label_map: np.ndarray, size: Sequence[int]) -> np.ndarray:
-  """Nearest-neighbour resize with pixel-centre sampling (labels stay labels)."""
-  height, width = label_map.shape
-  out_height, out_width = int(size[0]), int(size[1])
-  if (out_height, out_width) == (height, width):
-    return label_map
-  rows = np.minimum(((np.arange(out_height) + 0.5) * height / out_height)
-                    .astype(np.int64), height - 1)
-  cols = np.minimum(((np.arange(out_width) + 0.5) * width / out_width)
-                    .astype(np.int64), width - 1)
-  return label_map[rows[:, None], cols[None, :]]
 
 
 class PanopticEvaluator:
@@ -82,22 +70,17 @@ class PanopticEvaluator:
 
   def update(self, gt_panoptic: np.ndarray, gt_crowd: Optional[np.ndarray],
              pred_panoptic: np.ndarray, image_name,
-             original_size: Optional[Sequence[int]] = None,
-             segment_scores: Optional[Mapping[int, float]] = None,
-             image_size: Optional[Sequence[int]] = None):
+             segment_scores: Optional[Mapping[int, float]] = None):
     """Adds one image.
 
     Args:
-      gt_panoptic: [H, W] int ground truth, semantic * divisor + instance.
+      gt_panoptic: [H, W] int ground truth, semantic * divisor + instance,
+        at the image's original size.
       gt_crowd: [H, W] nonzero on crowd regions, or None.
-      pred_panoptic: [H, W] int prediction at the same resolution.
+      pred_panoptic: [H, W] int prediction at the same size.
       image_name: str or bytes, the image's file name without extension.
-      original_size: (height, width) the image is stored at; saved
-        predictions are resized to it (default: as given).
       segment_scores: {panoptic label: score} of the predicted segments,
         the detection scores of the mask AP (`segment_scores_of`).
-      image_size: (height, width) of the valid, unpadded region; the maps
-        are cropped to it first (default: all of them).
     """
     if isinstance(image_name, bytes):
       image_name = image_name.decode('utf-8')
@@ -108,12 +91,6 @@ class PanopticEvaluator:
       raise ValueError(f'{image_name}: ground truth {gt_panoptic.shape} and '
                        f'prediction {pred_panoptic.shape} must be the same '
                        '[H, W]')
-    if image_size is not None:
-      height, width = int(image_size[0]), int(image_size[1])
-      gt_panoptic = gt_panoptic[:height, :width]
-      pred_panoptic = pred_panoptic[:height, :width]
-      if gt_crowd is not None:
-        gt_crowd = np.asarray(gt_crowd)[:height, :width]
     self.panoptic_quality.update(gt_panoptic, pred_panoptic, gt_crowd)
     divisor = self.dataset_info.label_divisor
     self.mean_iou.update(gt_panoptic // divisor, pred_panoptic // divisor)
@@ -121,10 +98,7 @@ class PanopticEvaluator:
       self.mask_ap.update(gt_panoptic, gt_crowd, pred_panoptic,
                           segment_scores)
     if self.writer is not None:
-      saved = pred_panoptic
-      if original_size is not None:
-        saved = resize_nearest(pred_panoptic, original_size)
-      self.writer.add(image_name, saved)
+      self.writer.add(image_name, pred_panoptic)
 
   def merge(self, other: 'PanopticEvaluator'):
     """Adds another evaluator's images (another replica or process)."""

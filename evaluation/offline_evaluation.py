@@ -14,6 +14,7 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import sys
 from typing import Optional, Sequence
 
 import numpy as np
@@ -64,31 +65,50 @@ def _annotation_field(annotation, key: str, path: str, index: int):
   return annotation[key]
 
 
+def _stem(file_name) -> str:
+  return os.path.splitext(os.path.basename(str(file_name)))[0]
+
+
+def _index_annotations(annotations: list, path: str, key, what: str
+                       ) -> dict:
+  """{key(annotation): annotation}; every field pairing needs is checked."""
+  indexed = {}
+  for index, annotation in enumerate(annotations):
+    for field in ('image_id', 'file_name', 'segments_info'):
+      _annotation_field(annotation, field, path, index)
+    value = key(annotation)
+    if value in indexed:
+      raise EvaluationError(f'{path}: {what} {value!r} has two annotations')
+    indexed[value] = annotation
+  return indexed
+
+
 def pair_annotations(gt: dict, pred: dict, sources: Sources
                      ) -> list[ImagePair]:
-  """Matches annotations by image_id; every ground-truth image needs one."""
-  predictions = {}
-  for index, annotation in enumerate(pred['annotations']):
-    image_id = _annotation_field(annotation, 'image_id', sources.pred_json,
-                                 index)
-    _annotation_field(annotation, 'file_name', sources.pred_json, index)
-    _annotation_field(annotation, 'segments_info', sources.pred_json, index)
-    if image_id in predictions:
-      raise EvaluationError(f'{sources.pred_json}: image_id {image_id!r} has '
-                            'two annotations')
-    predictions[image_id] = annotation
+  """Matches every ground-truth annotation with its prediction: by
+  image_id, as panopticapi does; when the prediction ids are not the ground
+  truth's (e.g. `cmt-predict`'s file-stem ids against integer ids), by the
+  PNG file name without extension."""
+  by_id = _index_annotations(gt['annotations'], sources.gt_json,
+                             lambda a: a['image_id'], 'image_id')
+  predictions = _index_annotations(pred['annotations'], sources.pred_json,
+                                   lambda a: a['image_id'], 'image_id')
+  key = lambda a: a['image_id']
+  if not all(image_id in predictions for image_id in by_id):
+    by_name = _index_annotations(pred['annotations'], sources.pred_json,
+                                 lambda a: _stem(a['file_name']),
+                                 'file name')
+    gt_names = {_stem(a['file_name']) for a in gt['annotations']}
+    if gt_names.issubset(by_name):
+      predictions, key = by_name, lambda a: _stem(a['file_name'])
   pairs = []
-  for index, annotation in enumerate(gt['annotations']):
-    image_id = _annotation_field(annotation, 'image_id', sources.gt_json,
-                                 index)
-    _annotation_field(annotation, 'file_name', sources.gt_json, index)
-    _annotation_field(annotation, 'segments_info', sources.gt_json, index)
-    if image_id not in predictions:
-      file_name = annotation.get('file_name', '?')
+  for annotation in gt['annotations']:
+    if key(annotation) not in predictions:
       raise EvaluationError(
-          f'{sources.pred_json}: no prediction for image_id {image_id!r} '
-          f'(ground truth {file_name} in {sources.gt_json})')
-    pairs.append(ImagePair(annotation, predictions[image_id]))
+          f'{sources.pred_json}: no prediction for image_id '
+          f'{annotation["image_id"]!r} (ground truth {annotation["file_name"]} '
+          f'in {sources.gt_json}; matched by image_id, or else by file name)')
+    pairs.append(ImagePair(annotation, predictions[key(annotation)]))
   return pairs
 
 
@@ -230,8 +250,26 @@ def evaluate_pairs(pairs: Sequence[ImagePair], sources: Sources,
   chunks = [list(chunk) for chunk in np.array_split(
       np.arange(len(pairs)), min(workers, len(pairs)))]
   jobs = [([pairs[i] for i in chunk], sources, info) for chunk in chunks]
-  with multiprocessing.get_context('spawn').Pool(len(jobs)) as pool:
+  with _process_context().Pool(len(jobs)) as pool:
     return panoptic_quality.sum_stats(pool.map(_evaluate_chunk, jobs), size)
+
+
+def default_workers() -> int:
+  """Every core this process may use."""
+  try:
+    return len(os.sched_getaffinity(0))
+  except AttributeError:  # not on Linux
+    return os.cpu_count() or 1
+
+
+def _process_context():
+  """fork where it is safe (no TensorFlow threads in this process: the
+  `cmt-evaluate` command), else spawn; fork skips re-importing numpy and
+  PIL in every worker."""
+  if 'fork' in multiprocessing.get_all_start_methods() and (
+      'tensorflow' not in sys.modules):
+    return multiprocessing.get_context('fork')
+  return multiprocessing.get_context('spawn')
 
 
 def format_table(metrics: dict) -> str:

@@ -63,28 +63,50 @@ class ImageStats:
   iou: np.ndarray
 
 
-def _index_of(ids_map: np.ndarray, table_ids: np.ndarray) -> np.ndarray:
-  """Per pixel, the row of its segment in the table; -1 if not listed.
+# Ids below this are looked up in a dense table (COCO PNG ids are 24-bit).
+_DENSE_IDS = 1 << 24
+# The dense table, kept per process and grown on demand; all zeros between
+# calls.
+_DENSE_TABLE = np.zeros(0, np.int32)
 
-  A lookup table indexed by `id % m`, with m the smallest modulus that keeps
-  the table's ids apart, beats a binary search per pixel several times.
+
+def _rows_of(ids_map: np.ndarray, table_ids: np.ndarray, first_row: int,
+             void_row: int, unlisted_row: int) -> np.ndarray:
+  """Per pixel: `first_row` + the row of its id in `table_ids` (the first
+  one when an id is listed twice); `void_row` for id 0; `unlisted_row` for
+  an id not in the table.
+
+  A dense id -> row table makes this one gather and one add per pixel (a
+  sort or a search per pixel costs several times more). The table holds
+  row - unlisted_row, so that its zeros mean "not listed".
   """
-  if table_ids.size == 0:
-    return np.full(ids_map.shape, -1, np.int32)
+  global _DENSE_TABLE
   count = len(table_ids)
-  for modulus in range(2 * count, 64 * count + 64):
-    slots = table_ids % modulus
-    if len(np.unique(slots)) == count:
-      lookup = np.full(modulus, -1, np.int32)
-      lookup[slots] = np.arange(count)
-      rows = lookup[ids_map % ids_map.dtype.type(modulus)]
-      found = table_ids[rows] == ids_map
-      return np.where(found & (rows >= 0), rows, -1)
-  # No separating modulus (never seen in practice): binary search.
+  top = max(int(ids_map.max(initial=0)),
+            int(table_ids.max(initial=0))) + 1
+  if top <= _DENSE_IDS:
+    if len(_DENSE_TABLE) < top:
+      _DENSE_TABLE = np.zeros(top, np.int32)
+    # Reversed so that the first of repeated ids wins; void wins over all.
+    _DENSE_TABLE[table_ids[::-1]] = (
+        np.arange(count, dtype=np.int32)[::-1] + (first_row - unlisted_row))
+    _DENSE_TABLE[0] = void_row - unlisted_row
+    try:
+      rows = _DENSE_TABLE[ids_map]
+    finally:
+      _DENSE_TABLE[table_ids] = 0
+      _DENSE_TABLE[0] = 0
+    rows += np.int32(unlisted_row)
+    return rows
   order = np.argsort(table_ids, kind='stable')
   sorted_ids = table_ids[order]
-  position = np.minimum(np.searchsorted(sorted_ids, ids_map), count - 1)
-  return np.where(sorted_ids[position] == ids_map, order[position], -1)
+  position = np.minimum(np.searchsorted(sorted_ids, ids_map),
+                        max(count - 1, 0))
+  found = (sorted_ids[position] == ids_map) if count else np.zeros(
+      ids_map.shape, bool)
+  rows = np.where(found, order[position] + first_row if count else 0,
+                  unlisted_row)
+  return np.where(ids_map == 0, void_row, rows).astype(np.int32)
 
 
 def _as_int32(ids: np.ndarray) -> np.ndarray:
@@ -115,12 +137,12 @@ def match_segments(gt_ids: np.ndarray, gt: SegmentTable,
   gt_ids, pred_ids = _as_int32(gt_ids), _as_int32(pred_ids)
   num_gt, num_pred = len(gt.ids), len(pred.ids)
   # Rows: 0 = gt void, 1 = gt id listed nowhere, 2.. = gt segments.
-  gt_row = _index_of(gt_ids, gt.ids) + 2
-  gt_row[gt_ids == 0] = 0
-  # Columns: 0 = predicted void, 1.. = predicted segments.
-  pred_col = _index_of(pred_ids, pred.ids) + 1
-  unlisted = (pred_col == 0) & (pred_ids != 0)
-  if unlisted.any():
+  gt_row = _rows_of(gt_ids, gt.ids, first_row=2, void_row=0, unlisted_row=1)
+  # Columns: 0 = predicted void, 1.. = predicted segments; -1 not listed.
+  pred_col = _rows_of(pred_ids, pred.ids, first_row=1, void_row=0,
+                      unlisted_row=-1)
+  if pred_col.min(initial=0) < 0:
+    unlisted = pred_col < 0
     raise ValueError(f'predicted ids {np.unique(pred_ids[unlisted]).tolist()} '
                      'are not in the prediction segment table')
   histogram = np.bincount(gt_row * np.int32(num_pred + 1) + pred_col,

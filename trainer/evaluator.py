@@ -1,15 +1,24 @@
 """The Orbit evaluation loop: model -> post-processing -> panoptic metrics.
 
-Each step runs the model in inference mode and `post_process` (both in the
-graph, on every replica), then hands the panoptic maps of the batch to the
-numpy `PanopticEvaluator` on the host. At the end: PQ/SQ/RQ (All / Things /
-Stuff), AP and mIoU go to TensorBoard under `model_dir/eval` and to
-`model_dir/eval/metrics.json`; the first `num_summary_images` predictions
-are drawn as images.
+The evaluation set comes in two parts (`cmt.data.eval_inputs`): device
+inputs (image, valid size, index, validity; numbers only, static shapes, the
+last batch padded) and host-only data (name, ground truth at the original
+size), joined here by the index. Each step runs the model in inference mode
+and `post_process` on every replica (one XLA cluster when `jit_compile` is
+on) and returns only the panoptic map at crop resolution, the per-slot
+labels and scores (the detection scores of the mask AP) and the index,
+validity and valid size. On the host each valid prediction is cut to its
+valid region, resized to the image's original size with
+`preprocessing.resize_label` (the SavedModel's convention) and compared
+with the original ground truth by `PanopticEvaluator`: PQ/SQ/RQ (All /
+Things / Stuff), AP and mIoU as COCO's tools compute them. At the end the
+metrics go to TensorBoard under `model_dir/eval` and to
+`model_dir/eval/metrics.json`; the first `num_summary_images` images are
+drawn (image | ground truth | prediction, original size) from host data.
 """
 
 import os
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 import orbit
@@ -17,6 +26,7 @@ import tensorflow as tf
 import tf_keras
 
 from cmt import common
+from cmt.data import preprocessing
 from cmt.evaluation.evaluator import segment_scores_of
 from cmt.protos import config_pb2
 
@@ -24,12 +34,36 @@ METRICS_JSON = 'metrics.json'
 # model_dir/eval/predictions/{panoptic.json, panoptic/*.png}
 PREDICTIONS_FOLDER = 'predictions'
 
-_TO_HOST = (common.GT_PANOPTIC, common.GT_CROWD, common.IMAGE,
-            common.IMAGE_SIZE, common.ORIGINAL_IMAGE_SIZE, common.IMAGE_NAME)
-# Per-slot labels and scores of `post_process` (the detection scores of the
-# mask AP), when the post-processing provides them.
-_SEGMENT_LABELS = getattr(common, 'PRED_SEGMENT_LABELS', None)
-_SEGMENT_SCORES = getattr(common, 'PRED_SEGMENT_SCORES', None)
+# What a replica returns besides the predictions: the join key and where
+# the prediction is valid.
+_PASSED_THROUGH = (common.EVAL_INDEX, common.IMAGE_VALID, common.IMAGE_SIZE)
+_PREDICTIONS = (common.PRED_PANOPTIC, common.PRED_SEGMENT_LABELS,
+                common.PRED_SEGMENT_SCORES)
+
+
+class HostData:
+  """Host-only examples by index, read in step with the device's results
+  (both in file order, so only a step's worth is ever held)."""
+
+  def __init__(self, make_examples: Callable[[], Iterator]):
+    self._make_examples = make_examples
+    self.reset()
+
+  def reset(self):
+    self._iterator = None
+    self._pending = {}
+
+  def pop(self, index: int):
+    if self._iterator is None:
+      self._iterator = iter(self._make_examples())
+    while index not in self._pending:
+      try:
+        example = next(self._iterator)
+      except StopIteration:
+        raise ValueError(f'evaluation index {index} has no host-only data: '
+                         'device and host read different sets') from None
+      self._pending[example.index] = example
+    return self._pending.pop(index)
 
 
 def colorize_panoptic(panoptic: np.ndarray, class_colors: np.ndarray,
@@ -65,14 +99,18 @@ class CMTEvaluator(orbit.StandardEvaluator):
 
   def __init__(self, options: config_pb2.ExperimentOptions,
                strategy: tf.distribute.Strategy, model: tf_keras.Model,
-               eval_dataset, dataset_info, post_process: Callable,
-               panoptic_evaluator, model_dir: str, global_step: tf.Variable,
-               config_file: str = ''):
+               eval_dataset, host_examples: Callable[[], Iterator],
+               dataset_info, post_process: Callable, panoptic_evaluator,
+               model_dir: str, global_step: tf.Variable,
+               jit_compile: bool = False, config_file: str = ''):
+    """`eval_dataset`: distributed device inputs; `host_examples()`: the
+    host-only data in the same order (`cmt.data.eval_inputs`)."""
     super().__init__(eval_dataset)
     self._options = options
     self._evaluator_options = options.evaluator_options
     self._strategy = strategy
     self._model = model
+    self._host_data = HostData(host_examples)
     self._dataset_info = dataset_info
     self._post_process = post_process
     self._panoptic_evaluator = panoptic_evaluator
@@ -82,58 +120,72 @@ class CMTEvaluator(orbit.StandardEvaluator):
     self._summary_images = []
     self._class_colors = np.array(
         [(0, 0, 0)] + [c.color for c in dataset_info.categories], np.uint8)
+    self._jit_compile = jit_compile
+    # The compiled per-replica step, one per replica id (tests inspect their
+    # inputs).
+    self.replica_functions = {}
     self.last_result: Optional[dict] = None
 
   def eval_begin(self):
     self._panoptic_evaluator.reset()
+    self._host_data.reset()
     self._summary_images = []
 
   def _replica_eval(self, inputs):
     outputs = self._model(inputs[common.IMAGE], training=False)
     predictions = self._post_process(outputs, self._evaluator_options,
                                      self._dataset_info)
-    host = {key: inputs[key] for key in _TO_HOST if key in inputs}
-    for key in (common.PRED_PANOPTIC, _SEGMENT_LABELS, _SEGMENT_SCORES):
-      if key in predictions:
-        host[key] = predictions[key]
-    return host
+    returned = {key: inputs[key] for key in _PASSED_THROUGH}
+    returned.update({key: predictions[key] for key in _PREDICTIONS
+                     if key in predictions})
+    return returned
+
+  def _replica_step(self, inputs):
+    """`_replica_eval` as its own function, one per replica: under XLA a
+    function traced on one device must not be reused with another
+    replica's variables (XLA known issue "tf.Variable on a different
+    device"). TPU replica ids are not static: one function, as TPUs want."""
+    replica_id = tf.get_static_value(
+        tf.distribute.get_replica_context().replica_id_in_sync_group)
+    replica_id = None if replica_id is None else int(replica_id)
+    if replica_id not in self.replica_functions:
+      self.replica_functions[replica_id] = tf.function(
+          self._replica_eval, jit_compile=self._jit_compile)
+    return self.replica_functions[replica_id](inputs)
 
   def eval_step(self, iterator):
-    return self._strategy.run(self._replica_eval, args=(next(iterator),))
+    return self._strategy.run(self._replica_step, args=(next(iterator),))
 
   def eval_reduce(self, state=None, step_outputs=None):
     batches = [tf.nest.map_structure(lambda t: t.numpy(), local) for local in
                self._strategy.experimental_local_results(step_outputs)]
     for batch in batches:
-      for index in range(batch[common.PRED_PANOPTIC].shape[0]):
-        self._add_image({key: value[index] for key, value in batch.items()})
+      for row in np.flatnonzero(batch[common.IMAGE_VALID]):
+        self._add_image({key: value[row] for key, value in batch.items()})
     return state
 
   def _add_image(self, image: dict):
+    example = self._host_data.pop(int(image[common.EVAL_INDEX]))
     height, width = (int(v) for v in image[common.IMAGE_SIZE])
-    crop = lambda array: array[:height, :width]
+    prediction = preprocessing.resize_label(
+        tf.constant(image[common.PRED_PANOPTIC][:height, :width]),
+        example.original_size).numpy()
     segment_scores = None
-    if _SEGMENT_LABELS in image and _SEGMENT_SCORES in image:
-      segment_scores = segment_scores_of(image[_SEGMENT_LABELS],
-                                         image[_SEGMENT_SCORES])
-    gt_crowd = image.get(common.GT_CROWD)
+    if common.PRED_SEGMENT_LABELS in image:
+      segment_scores = segment_scores_of(image[common.PRED_SEGMENT_LABELS],
+                                         image[common.PRED_SEGMENT_SCORES])
     self._panoptic_evaluator.update(
-        gt_panoptic=image[common.GT_PANOPTIC],
-        gt_crowd=None if gt_crowd is None else gt_crowd > 0,
-        pred_panoptic=image[common.PRED_PANOPTIC],
-        image_name=image.get(common.IMAGE_NAME, b''),
-        original_size=image.get(common.ORIGINAL_IMAGE_SIZE),
-        segment_scores=segment_scores,
-        image_size=(height, width))
+        gt_panoptic=example.gt_panoptic, gt_crowd=example.gt_crowd,
+        pred_panoptic=prediction, image_name=example.name,
+        segment_scores=segment_scores)
     if len(self._summary_images) < self._evaluator_options.num_summary_images:
-      picture = crop(image[common.IMAGE]).astype(np.uint8)
       label_divisor = self._dataset_info.label_divisor
-      gt = colorize_panoptic(crop(image[common.GT_PANOPTIC]),
-                             self._class_colors, label_divisor)
-      pred = colorize_panoptic(crop(image[common.PRED_PANOPTIC]),
-                               self._class_colors, label_divisor)
-      # image | ground truth | prediction, side by side.
-      self._summary_images.append(np.concatenate([picture, gt, pred], axis=1))
+      gt = colorize_panoptic(example.gt_panoptic, self._class_colors,
+                             label_divisor)
+      pred = colorize_panoptic(prediction, self._class_colors, label_divisor)
+      # image | ground truth | prediction, side by side, original size.
+      self._summary_images.append(
+          np.concatenate([example.decode_image(), gt, pred], axis=1))
 
   def eval_end(self, *unused_args):
     result = self._panoptic_evaluator.result()

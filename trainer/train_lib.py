@@ -39,12 +39,18 @@ class Builders:
   build_dataset: Callable
   post_process: Optional[Callable] = None
   make_panoptic_evaluator: Optional[Callable] = None
+  # Evaluation inputs (`cmt.data.eval_inputs`): the device dataset
+  # (options, info, input_context) and the host-only examples (options,
+  # info) in the same order.
+  build_eval_dataset: Optional[Callable] = None
+  host_examples: Optional[Callable] = None
 
 
 def default_builders() -> Builders:
   """The library's model, loss, data pipeline and evaluator."""
   # pylint: disable=g-import-not-at-top
   from cmt.data import dataset_info
+  from cmt.data import eval_inputs
   from cmt.data import pipeline
   from cmt.model import builder
   from cmt.model.loss import builder as loss_builder
@@ -65,7 +71,9 @@ def default_builders() -> Builders:
       build_loss=loss_builder.build_loss,
       build_dataset=pipeline.build_dataset,
       post_process=post_process,
-      make_panoptic_evaluator=make_panoptic_evaluator)
+      make_panoptic_evaluator=make_panoptic_evaluator,
+      build_eval_dataset=eval_inputs.build_device_dataset,
+      host_examples=eval_inputs.host_examples)
 
 
 @contextlib.contextmanager
@@ -205,18 +213,22 @@ def build_run(mode: str, options: config_pb2.ExperimentOptions,
   if evaluates:
     eval_info = builders.get_dataset_info(options.eval_dataset_options)
     eval_data = strategy.distribute_datasets_from_function(
-        lambda context: builders.build_dataset(
-            options.eval_dataset_options, eval_info, is_training=False,
+        lambda context: builders.build_eval_dataset(
+            options.eval_dataset_options, eval_info,
             input_context=_whole_dataset_context(context)))
     predictions_dir = None
     if options.evaluator_options.save_predictions:
       predictions_dir = os.path.join(work_dir, 'eval',
                                      evaluator_lib.PREDICTIONS_FOLDER)
     evaluator = evaluator_lib.CMTEvaluator(
-        options, strategy, model, eval_data, eval_info, builders.post_process,
+        options, strategy, model, eval_data,
+        lambda: builders.host_examples(options.eval_dataset_options,
+                                       eval_info),
+        eval_info, builders.post_process,
         builders.make_panoptic_evaluator(eval_info, options.evaluator_options,
                                          predictions_dir),
-        work_dir, optimizer.iterations, config_file=config_file)
+        work_dir, optimizer.iterations, jit_compile=jit_compile,
+        config_file=config_file)
 
   should_summarize = getattr(strategy.extended, 'should_save_summary', True)
   controller = orbit.Controller(

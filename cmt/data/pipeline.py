@@ -20,7 +20,8 @@ crop, random crop to `crop_size`, random flip (`flip_probability`); batched
 with `drop_remainder=True`, so every shape is static. IMAGE_SIZE is the size
 after resizing and random scaling, before padding and cropping.
 
-Evaluation (`is_training=False`): one pass in file order, no augmentation
+Evaluation (`is_training=False`; `cmt-train` evaluates with the device /
+host split of `cmt.data.eval_inputs` instead): one pass in file order, no augmentation
 (`augmentations` is not used); resize so the image fits the crop (sides at
 most `max_resize_value`, or the crop when that is 0), pad bottom and right
 to the crop. The valid region is the top-left IMAGE_SIZE; predictions

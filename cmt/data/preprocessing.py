@@ -40,15 +40,32 @@ def resized_size(size: tf.Tensor, min_size: Optional[tuple[int, int]],
   return tf.maximum(tf.cast(tf.floor(size_float * scale), tf.int32), 1)
 
 
+def resize_image(image: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
+  """Bilinear, aligned corners: float [H, W, 3] -> [size[0], size[1], 3]."""
+  return tf.compat.v1.image.resize(
+      image, size, method=tf.image.ResizeMethod.BILINEAR, align_corners=True)
+
+
+def resize_label(label: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
+  """THE label resize of the project: int [H, W] -> [size[0], size[1]].
+
+  Nearest neighbour with aligned corners (DeepLab2's convention), so the
+  first and last rows / columns map onto each other. One function for every
+  label map that changes size: the ground truth in the input pipeline, the
+  SavedModel's prediction back to its input's size (`cmt-export`,
+  `cmt-predict`) and the evaluator's prediction back to the image's
+  original size, so all of them give the same pixels.
+  """
+  return tf.compat.v1.image.resize(
+      label[..., tf.newaxis], size,
+      method=tf.image.ResizeMethod.NEAREST_NEIGHBOR,
+      align_corners=True)[..., 0]
+
+
 def resize(image: tf.Tensor, label: tf.Tensor, size: tf.Tensor
            ) -> tuple[tf.Tensor, tf.Tensor]:
   """Bilinear image [H, W, 3] float32 and nearest label [H, W] to `size`."""
-  image = tf.compat.v1.image.resize(
-      image, size, method=tf.image.ResizeMethod.BILINEAR, align_corners=True)
-  label = tf.compat.v1.image.resize(
-      label[..., tf.newaxis], size,
-      method=tf.image.ResizeMethod.NEAREST_NEIGHBOR, align_corners=True)
-  return image, label[..., 0]
+  return resize_image(image, size), resize_label(label, size)
 
 
 def random_scale_factor(seed: tf.Tensor, min_factor: float, max_factor: float,
@@ -140,3 +157,10 @@ def pad_to_crop(image: tf.Tensor, label: tf.Tensor,
   image.set_shape([crop_size[0], crop_size[1], 3])
   label.set_shape(crop_size)
   return image, label
+
+
+def pad_image_to_crop(image: tf.Tensor, crop_size: tuple[int, int]
+                      ) -> tf.Tensor:
+  """Evaluation and inference without a label: the image of `pad_to_crop`."""
+  no_label = tf.zeros(tf.shape(image)[:2], tf.int32)
+  return pad_to_crop(image, no_label, crop_size)[0]

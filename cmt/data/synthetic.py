@@ -181,15 +181,20 @@ def generate_scene(rng, height: int, width: int) -> Scene:
 
 
 def write_split(output_dir: str, split: str, num_images: int,
-                image_size: tuple[int, int], seed: int) -> str:
-  """Writes one split; returns the path of its panoptic JSON."""
+                image_size, seed: int) -> str:
+  """Writes one split; returns the path of its panoptic JSON.
+
+  `image_size`: (height, width) of every image, or a list of them taken in
+  turn (image i gets entry i mod len).
+  """
+  sizes = image_size if isinstance(image_size, list) else [image_size]
   image_dir = os.path.join(output_dir, 'images', split)
   png_dir = os.path.join(output_dir, 'panoptic', split)
   os.makedirs(image_dir, exist_ok=True)
   os.makedirs(png_dir, exist_ok=True)
   images, annotations = [], []
-  height, width = image_size
   for index in range(num_images):
+    height, width = sizes[index % len(sizes)]
     rng = np.random.default_rng([seed, _SPLITS[split], index])
     image, ids, segments, _ = generate_scene(rng, height, width)
     name = f'{split}_{index:06d}'
@@ -209,9 +214,9 @@ def write_split(output_dir: str, split: str, num_images: int,
 
 
 def write_dataset(output_dir: str, num_train: int = 200, num_val: int = 50,
-                  image_size: tuple[int, int] = (129, 129), seed: int = 0
-                  ) -> dict[str, str]:
-  """Writes the whole dataset; returns the paths a converter needs."""
+                  image_size=(129, 129), seed: int = 0) -> dict[str, str]:
+  """Writes the whole dataset (`image_size` as for `write_split`); returns
+  the paths a converter needs."""
   os.makedirs(output_dir, exist_ok=True)
   categories_path = os.path.join(output_dir, 'categories.json')
   with open(categories_path, 'w', encoding='utf-8') as f:

@@ -78,6 +78,16 @@ _FEATURES = {
 }
 
 
+def decode_image(encoded: tf.Tensor) -> tf.Tensor:
+  """Encoded JPEG / PNG -> uint8 [H, W, 3]. The one image decoder: training,
+  evaluation and `cmt-predict` see the same pixels (JPEG decoders differ
+  by a few grey levels, e.g. TensorFlow's default IDCT and PIL's)."""
+  image = tf.io.decode_image(encoded, channels=3, dtype=tf.uint8,
+                             expand_animations=False)
+  image.set_shape([None, None, 3])
+  return image
+
+
 def decode_example(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
   """Parses one serialised example (graph-safe, for `tf.data.Dataset.map`).
 
@@ -85,9 +95,7 @@ def decode_example(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
   string scalar and `size` int32 [2] (height, width).
   """
   parsed = tf.io.parse_single_example(serialized, _FEATURES)
-  image = tf.io.decode_image(parsed[ENCODED_IMAGE], channels=3,
-                             dtype=tf.uint8, expand_animations=False)
-  image.set_shape([None, None, 3])
+  image = decode_image(parsed[ENCODED_IMAGE])
   size = tf.cast(tf.stack([parsed[IMAGE_HEIGHT], parsed[IMAGE_WIDTH]]),
                  tf.int32)
   label = tf.reshape(tf.io.decode_raw(parsed[ENCODED_LABEL], tf.int32), size)

@@ -29,7 +29,11 @@ from cmt.model.layers import norm_act
 
 
 class CMTDeepLab(tf_keras.Model):
-  """The panoptic model; `call(images, training)` returns the output dict."""
+  """The panoptic model; `call(images, training)` returns the output dict.
+
+  CROSS_ATTENTION (Fig. 1) is computed only with `figure_outputs=True` (the
+  figures' path, `cmt-visualize`), never in a train or eval step.
+  """
 
   def __init__(self, model_options, num_classes: int,
                norm: norm_act.NormConfig, name: str = 'cmt_deeplab'):
@@ -72,7 +76,8 @@ class CMTDeepLab(tf_keras.Model):
           decoder_channels=head_options.semantic_decoder_channels)
     self._activation = norm_act.get_activation(activation)
 
-  def call(self, images, training=False) -> Dict[str, tf.Tensor]:
+  def call(self, images, training=False,
+           figure_outputs=False) -> Dict[str, tf.Tensor]:
     if images.shape.rank != 4 or images.shape[-1] != 3 or None in (
         images.shape[1:3]):
       raise ValueError('CMTDeepLab expects images [B, H, W, 3] with a static '
@@ -81,7 +86,8 @@ class CMTDeepLab(tf_keras.Model):
     results = []
     feedback = None
     for encoder in self.encoders:
-      result = encoder(x, training=training, stride4_feedback=feedback)
+      result = encoder(x, training=training, stride4_feedback=feedback,
+                       figure_outputs=figure_outputs)
       feedback = result.high_resolution
       results.append(result)
     high_resolution = tf.add_n([r.high_resolution for r in results]) / len(
@@ -107,9 +113,10 @@ class CMTDeepLab(tf_keras.Model):
         common.MASK_LOGITS: mask_logits,
         common.CLASS_LOGITS: class_logits,
         common.PIXEL_FEATURES: pixel_features,
-        common.CROSS_ATTENTION: self._to_map(
-            layers[-1].cross_attention, layers[-1].pixels, transpose=True),
     }
+    if figure_outputs:
+      outputs[common.CROSS_ATTENTION] = self._to_map(
+          layers[-1].cross_attention, layers[-1].pixels, transpose=True)
     if self.semantic_head is not None:
       endpoints = results[-1].endpoints
       outputs[common.SEMANTIC_LOGITS] = self.semantic_head(

@@ -155,7 +155,10 @@ class Encoder(tf_keras.layers.Layer):
         initializer=tf_keras.initializers.TruncatedNormal(stddev=1.0))
 
   def call(self, images, training=False,
-           stride4_feedback: Optional[tf.Tensor] = None) -> EncoderOutput:
+           stride4_feedback: Optional[tf.Tensor] = None,
+           figure_outputs: bool = False) -> EncoderOutput:
+    """`figure_outputs`: the transformer layers also return what only the
+    figures use (`DualPathOutput.cross_attention`)."""
     centers = tf.tile(tf.cast(self.cluster_centers, images.dtype)[None],
                       [tf.shape(images)[0], 1, 1])
     state = {'centers': centers, 'logits': None, 'embedding': None}
@@ -172,7 +175,8 @@ class Encoder(tf_keras.layers.Layer):
         logits = resize_assignment_logits(
             logits, outputs[-1].pixels.shape[1:3], pixels.shape[1:3])
       result = layer((pixels, state['centers'], logits,
-                      state['embedding']), training=training)
+                      state['embedding']), training=training,
+                     figure_outputs=figure_outputs)
       state.update(centers=result.centers, logits=result.assignment_logits,
                    embedding=result.reference_embedding)
       outputs.append(result)

@@ -192,3 +192,22 @@ def test_categories_json_option(coco_sample, capsys, tmp_path):
                      coco_sample / 'panoptic', '--categories_json=' +
                      str(coco_sample / 'panoptic_coco_categories.json'))
   assert code == 0 and 'All       | 100.0' in out
+
+
+def test_predictions_with_other_ids_pair_by_file_name(coco_sample, capsys,
+                                                      prediction_copy):
+  # cmt-predict names images by file stem; the ground truth has integer ids.
+  data, pred_json, folder = prediction_copy
+  for annotation in data['annotations']:
+    annotation['image_id'] = annotation['file_name'][:-len('.png')] + '_x'
+  code, out, _ = _evaluate_broken(capsys, coco_sample, data, pred_json,
+                                  folder)
+  assert code == 0
+  assert 'All       | 100.0  100.0  100.0     8' in out
+
+
+def test_default_workers_use_every_core():
+  import os  # pylint: disable=g-import-not-at-top
+  args = evaluate_main.build_parser().parse_args(
+      ['--gt_json=a', '--gt_folder=b', '--pred_json=c', '--pred_folder=d'])
+  assert args.workers == len(os.sched_getaffinity(0))

@@ -106,16 +106,6 @@ def test_reset_forgets_images():
   assert evaluator.result()['pq'] == 100
 
 
-def test_crop_to_image_size_ignores_padding():
-  gt = np.zeros((6, 6), np.int64)
-  gt[:4, :4] = A1
-  pred = gt.copy()
-  pred[4:, :] = B1           # a wrong b segment in the padding only
-  evaluator = make()
-  evaluator.update(gt, None, pred, 'x', image_size=(4, 4))
-  assert evaluator.result()['pq'] == 100
-
-
 def test_mean_iou_counts_void_predictions_as_misses():
   accumulator = semantic_iou.MeanIoUAccumulator(3)
   accumulator.update(np.array([[1, 1, 3, 3, 0]]), np.array([[1, 0, 3, 3, 2]]))
@@ -124,18 +114,17 @@ def test_mean_iou_counts_void_predictions_as_misses():
   assert accumulator.result() == pytest.approx(75.0)
 
 
-def test_saved_predictions_are_resized_and_evaluate_to_100(tmp_path, capsys):
+def test_saved_predictions_evaluate_to_100(tmp_path, capsys):
   rng = np.random.default_rng(5)
   gt_writer_dir = tmp_path / 'gt'
   gt_writer = coco_panoptic_format.CocoPanopticWriter(
       str(tmp_path / 'gt.json'), str(gt_writer_dir), INFO)
   evaluator = make(str(tmp_path / 'eval'), save_predictions=True)
   for index in range(3):
-    crop = ground_truth(rng)                                  # [8, 10]
-    original = np.kron(crop, np.ones((3, 3), np.int64))       # [24, 30]
+    original = ground_truth(rng)
     name = f'{index + 1:012d}'
     gt_writer.add(name, original)
-    evaluator.update(crop, None, crop, name, original_size=(24, 30))
+    evaluator.update(original, None, original, name)
   gt_writer.write_json()
   evaluator.result()
   saved = tmp_path / 'eval' / evaluator_lib.PREDICTIONS_JSON
@@ -170,10 +159,3 @@ def test_segment_scores_of_takes_the_best_center_per_segment():
   scores = evaluator_lib.segment_scores_of(np.array([257, 0, 768, 768]),
                                            np.array([0.9, 0.0, 0.3, 0.6]))
   assert scores == {257: pytest.approx(0.9), 768: pytest.approx(0.6)}
-
-
-def test_resize_nearest():
-  labels = np.array([[1, 2], [3, 4]])
-  np.testing.assert_array_equal(
-      evaluator_lib.resize_nearest(labels, (4, 4)),
-      np.kron(labels, np.ones((2, 2), np.int64)))

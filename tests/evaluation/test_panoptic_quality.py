@@ -4,6 +4,8 @@ Maps are tiny label maps `semantic * 256 + instance` over a toy dataset:
 classes 1 'a' and 2 'b' are things, 3 's' is stuff.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -224,3 +226,24 @@ def test_matches_a_naive_implementation_of_the_rules():
 def test_bad_label_is_reported():
   with pytest.raises(ValueError, match='prediction: label 1024'):
     evaluate([[A1]], [[1024]])
+
+
+def test_ids_beyond_the_dense_table_give_the_same_counts():
+  """Ids of 2^24 and more (not from a PNG) take the sorted-search path."""
+  rng = np.random.default_rng(1)
+  for _ in range(5):
+    gt, crowd, pred = random_pair(rng)
+    gt_ids, gt_table = panoptic_quality.segments_of_label_map(
+        gt, 256, 3, crowd, what='ground truth')
+    pred_ids, pred_table = panoptic_quality.segments_of_label_map(pred, 256, 3)
+    small = panoptic_quality.match_segments(gt_ids, gt_table, pred_ids,
+                                            pred_table, 3)
+    shift = 1 << 25
+    big = panoptic_quality.match_segments(
+        np.where(gt_ids > 0, gt_ids + shift, 0),
+        dataclasses.replace(gt_table, ids=gt_table.ids + shift),
+        np.where(pred_ids > 0, pred_ids + shift, 0),
+        dataclasses.replace(pred_table, ids=pred_table.ids + shift), 3)
+    for field in ('tp', 'fp', 'fn', 'iou'):
+      np.testing.assert_array_equal(getattr(small, field),
+                                    getattr(big, field))

@@ -42,7 +42,8 @@ def _dense(layer, x, activation=True):
 def test_center_update_eq3_matches_numpy():
   pixels, centers = _inputs()
   layer = _built(pixels, centers)
-  got = layer((pixels, centers, None, None), training=False)
+  got = layer((pixels, centers, None, None), training=False,
+              figure_outputs=True)
   relu = lambda x: np.maximum(x, 0)
   heads, dk, dv = 2, CM // 2 // 2, CM  # keys: filters; values: 2 filters
   flat = pixels.reshape(B, H * W, CP)
@@ -71,6 +72,8 @@ def test_center_update_eq3_matches_numpy():
       got.cross_attention.numpy(), weights[..., :H * W].mean(1), rtol=1e-5,
       atol=1e-6)
   assert got.assignment_logits is None and got.reference_embedding is None
+  # Training and evaluation steps skip the figures' map.
+  assert layer((pixels, centers, None, None)).cross_attention is None
 
 
 def test_fresh_layer_keeps_pixels_identity():
@@ -85,7 +88,8 @@ def test_assignment_logits_carry_the_previous_layer_eq6():
   layer = _built(pixels, centers, clustering_update=True)
   s = np.random.default_rng(3).normal(size=(B, H * W, N)).astype(np.float32)
   first = layer((pixels, centers, None, None), training=False)
-  second = layer((pixels, centers, s, None), training=False)
+  second = layer((pixels, centers, s, None), training=False,
+                 figure_outputs=True)
   np.testing.assert_allclose(
       second.assignment_logits.numpy() - first.assignment_logits.numpy(), s,
       rtol=1e-4, atol=1e-4)

@@ -8,13 +8,16 @@ images split by `input_context`.
 """
 
 import functools
+import io
 
 import numpy as np
+from PIL import Image
 import tensorflow as tf
 import tf_keras
 
 from cmt import common
 from cmt.data import dataset_info as dataset_info_lib
+from cmt.data import eval_inputs
 from cmt.trainer import train_lib
 
 # The smallest crop validation accepts at output stride 16 (16k + 1).
@@ -99,6 +102,34 @@ def build_dataset(dataset_options, info, is_training, input_context=None,
   return data.batch(batch, drop_remainder=is_training)
 
 
+def build_eval_dataset(dataset_options, info, input_context=None):
+  """Device inputs of the fixed examples (`cmt.data.eval_inputs`)."""
+  del info
+  examples = _examples()
+  data = tf.data.Dataset.from_tensor_slices({
+      common.IMAGE: examples[common.IMAGE],
+      common.IMAGE_SIZE: examples[common.IMAGE_SIZE],
+      common.EVAL_INDEX: np.arange(NUM_IMAGES, dtype=np.int32),
+      common.IMAGE_VALID: np.ones(NUM_IMAGES, bool)})
+  return eval_inputs.pad_and_batch(data, (CROP, CROP),
+                                   dataset_options.batch_size, input_context)
+
+
+def host_examples(dataset_options, info):
+  """Host-only data of the fixed examples, in order."""
+  del dataset_options, info
+  examples = _examples()
+  for index in range(NUM_IMAGES):
+    encoded = io.BytesIO()
+    Image.fromarray(examples[common.IMAGE][index].astype(np.uint8)).save(
+        encoded, format='PNG')
+    yield eval_inputs.HostExample(
+        index=index, name=examples[common.IMAGE_NAME][index].decode(),
+        gt_panoptic=examples[common.GT_PANOPTIC][index],
+        gt_crowd=np.zeros((CROP, CROP), bool),
+        encoded_image=encoded.getvalue())
+
+
 def post_process(outputs, evaluator_options, info):
   """Per-pixel argmax of the semantic logits, one segment per class."""
   del evaluator_options
@@ -117,7 +148,9 @@ def builders(sync_batchnorm=True, num_classes=NUM_CLASSES, nan_batch=None):
       build_loss=build_loss,
       build_dataset=functools.partial(build_dataset, nan_batch=nan_batch),
       post_process=post_process,
-      make_panoptic_evaluator=evaluator.PanopticEvaluator)
+      make_panoptic_evaluator=evaluator.PanopticEvaluator,
+      build_eval_dataset=build_eval_dataset,
+      host_examples=host_examples)
 
 
 def options_text(steps=4, batch=8, optimizer='SGD', extra_solver='',

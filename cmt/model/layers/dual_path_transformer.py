@@ -60,8 +60,8 @@ class DualPathOutput(NamedTuple):
   # reference_mask); first M entries are h, the last M are w.
   reference_embedding: Optional[tf.Tensor]
   # [B, N, HW] head-averaged center-to-pixel attention (plus Z^T with the
-  # clustering update): what Fig. 1 shows.
-  cross_attention: tf.Tensor
+  # clustering update): what Fig. 1 shows; None unless `figure_outputs`.
+  cross_attention: Optional[tf.Tensor]
 
 
 def pixel_coordinates(height: int, width: int) -> np.ndarray:
@@ -175,9 +175,10 @@ class ClusteringMaskTransformerLayer(tf_keras.layers.Layer):
           self._ffn_channels, 2 * self._num_points, 'reference_mask_mlp',
           norm, self._activation_name)
 
-  def call(self, inputs, training=False):
+  def call(self, inputs, training=False, figure_outputs=False):
     """inputs: (pixels, centers, assignment_logits or None, reference
-    embedding e or None). Returns a `DualPathOutput`."""
+    embedding e or None). Returns a `DualPathOutput`; its cross_attention
+    only with `figure_outputs` (the figures need it, training does not)."""
     pixels_in, centers_in, previous_logits, embedding = inputs
     _, height, width, pixel_channels = pixels_in.shape
     num_pixels = height * width
@@ -217,7 +218,9 @@ class ClusteringMaskTransformerLayer(tf_keras.layers.Layer):
                   attention_ops.split_heads(v_c, heads)])
     center_update = attention_ops.merge_heads(
         self._center_retrieval_norm(retrieved, training=training))
-    cross_attention = tf.reduce_mean(weights[..., :num_pixels], axis=1)
+    cross_attention = None
+    if figure_outputs:
+      cross_attention = tf.reduce_mean(weights[..., :num_pixels], axis=1)
 
     logits = None
     if self._clustering_update:
@@ -229,7 +232,8 @@ class ClusteringMaskTransformerLayer(tf_keras.layers.Layer):
       # Eq. 7: the clustering term Z^T V^p joins the cross-attention.
       center_update += self._center_clustering_norm(
           attention_ops.clustering_center_update(z, v_p), training=training)
-      cross_attention += tf.transpose(z, [0, 2, 1])
+      if figure_outputs:
+        cross_attention += tf.transpose(z, [0, 2, 1])
 
     center_update = self._center_conv3(self._activation(center_update),
                                        training=training)
