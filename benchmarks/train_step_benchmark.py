@@ -47,8 +47,9 @@ def write_images(folder: str, crop: int) -> dict:
 
 
 def time_setting(config_file: str, crop: int, xla: bool, params: dict,
-                 steps: int) -> tuple[float, float]:
-  """(first step seconds, median later step seconds)."""
+                 steps: int, extra_overrides=()) -> tuple[float, float]:
+  """(first step seconds, median later step seconds); `extra_overrides`
+  are further `--override`s of the config."""
   # pylint: disable=g-import-not-at-top
   import tensorflow as tf
   from cmt import config as config_lib
@@ -63,6 +64,7 @@ def time_setting(config_file: str, crop: int, xla: bool, params: dict,
       f'trainer_options.jit_compile={str(xla).lower()}',
       'trainer_options.steps_per_loop=1',
       'trainer_options.save_summaries_steps=1',
+      *extra_overrides,
   ]
   path = str(REPO_ROOT / config_file)
   with open(path, encoding='utf-8') as f:

@@ -126,8 +126,20 @@ class HeadOptions(_message.Message):
     semantic_decoder_channels: int
     def __init__(self, pixel_space_head_channels: _Optional[int] = ..., pixel_space_output_channels: _Optional[int] = ..., res3_projection_channels: _Optional[int] = ..., res2_projection_channels: _Optional[int] = ..., auxiliary_semantic_head: _Optional[bool] = ..., semantic_head_channels: _Optional[int] = ..., class_void_prior: _Optional[float] = ..., mask_logits_bn_gamma: _Optional[float] = ..., aspp_channels: _Optional[int] = ..., aspp_atrous_rates: _Optional[_Iterable[int]] = ..., semantic_decoder_channels: _Optional[int] = ...) -> None: ...
 
+class RecomputeOptions(_message.Message):
+    __slots__ = ("conv_blocks", "axial_blocks", "transformer_layers", "decoder_stages")
+    CONV_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    AXIAL_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    TRANSFORMER_LAYERS_FIELD_NUMBER: _ClassVar[int]
+    DECODER_STAGES_FIELD_NUMBER: _ClassVar[int]
+    conv_blocks: bool
+    axial_blocks: bool
+    transformer_layers: bool
+    decoder_stages: bool
+    def __init__(self, conv_blocks: _Optional[bool] = ..., axial_blocks: _Optional[bool] = ..., transformer_layers: _Optional[bool] = ..., decoder_stages: _Optional[bool] = ...) -> None: ...
+
 class ModelOptions(_message.Message):
-    __slots__ = ("backbone", "decoder", "transformer", "clustering", "heads", "recursive_feature_network", "initial_checkpoint", "restore_scope")
+    __slots__ = ("backbone", "decoder", "transformer", "clustering", "heads", "recursive_feature_network", "initial_checkpoint", "restore_scope", "recompute")
     class RestoreScope(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         RESTORE_SCOPE_UNSPECIFIED: _ClassVar[ModelOptions.RestoreScope]
@@ -144,6 +156,7 @@ class ModelOptions(_message.Message):
     RECURSIVE_FEATURE_NETWORK_FIELD_NUMBER: _ClassVar[int]
     INITIAL_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     RESTORE_SCOPE_FIELD_NUMBER: _ClassVar[int]
+    RECOMPUTE_FIELD_NUMBER: _ClassVar[int]
     backbone: BackboneOptions
     decoder: DecoderOptions
     transformer: TransformerOptions
@@ -152,4 +165,5 @@ class ModelOptions(_message.Message):
     recursive_feature_network: bool
     initial_checkpoint: str
     restore_scope: ModelOptions.RestoreScope
-    def __init__(self, backbone: _Optional[_Union[BackboneOptions, _Mapping]] = ..., decoder: _Optional[_Union[DecoderOptions, _Mapping]] = ..., transformer: _Optional[_Union[TransformerOptions, _Mapping]] = ..., clustering: _Optional[_Union[ClusteringOptions, _Mapping]] = ..., heads: _Optional[_Union[HeadOptions, _Mapping]] = ..., recursive_feature_network: _Optional[bool] = ..., initial_checkpoint: _Optional[str] = ..., restore_scope: _Optional[_Union[ModelOptions.RestoreScope, str]] = ...) -> None: ...
+    recompute: RecomputeOptions
+    def __init__(self, backbone: _Optional[_Union[BackboneOptions, _Mapping]] = ..., decoder: _Optional[_Union[DecoderOptions, _Mapping]] = ..., transformer: _Optional[_Union[TransformerOptions, _Mapping]] = ..., clustering: _Optional[_Union[ClusteringOptions, _Mapping]] = ..., heads: _Optional[_Union[HeadOptions, _Mapping]] = ..., recursive_feature_network: _Optional[bool] = ..., initial_checkpoint: _Optional[str] = ..., restore_scope: _Optional[_Union[ModelOptions.RestoreScope, str]] = ..., recompute: _Optional[_Union[RecomputeOptions, _Mapping]] = ...) -> None: ...

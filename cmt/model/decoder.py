@@ -25,6 +25,7 @@ import tf_keras
 from cmt.model.backbone import axial_resnet
 from cmt.model.layers import blocks
 from cmt.model.layers import norm_act
+from cmt.model.layers import recompute
 
 
 class ResizedFuse(tf_keras.layers.Layer):
@@ -93,9 +94,13 @@ class StrideFourDecoder(tf_keras.layers.Layer):
           channels // 4, f'stride{stride}_block', norm, activation))
     self._activation = norm_act.get_activation(activation)
 
+  @property
+  def stage_layers(self):
+    return self._fuses + self._blocks
+
   def call(self, x, endpoints, training=False):
     for stride, fuse, block in zip(self._strides, self._fuses, self._blocks):
       stage = int(math.log2(stride))  # stride 8 -> 'stage3'
-      x = fuse([x, endpoints[f'stage{stage}']], training=training)
-      x = block(x, training=training)
+      x = recompute.call(fuse, [x, endpoints[f'stage{stage}']], training)
+      x = recompute.call(block, x, training)
     return x

@@ -15,6 +15,7 @@ from cmt.model.backbone import axial_resnet
 from cmt.model.layers import blocks
 from cmt.model.layers import dual_path_transformer
 from cmt.model.layers import norm_act
+from cmt.model.layers import recompute
 
 # ResNet stage -> stage index of the linear drop-path schedule (stem = 0).
 _STAGE_DEPTH = {4: 3, 5: 4}
@@ -136,12 +137,28 @@ class Encoder(tf_keras.layers.Layer):
         backbone_options.output_stride,
         model_options.decoder.high_resolution_output_stride, width, norm,
         activation)
+    self._configure_recompute(model_options.recompute)
     if clustering.reference_mask:
       # e of Eq. 9 before the first layer: projected from the initial centers.
       self._initial_embedding = tf_keras.layers.Dense(
           2 * clustering.num_reference_points,
           kernel_initializer=tf_keras.initializers.TruncatedNormal(
               stddev=0.01), name='reference_embedding')
+
+  def _configure_recompute(self, options):
+    """Marks the blocks `model_options.recompute` selects."""
+    axial_blocks = [block for _, _, pairs in self._decoder_stages
+                    for block, _ in pairs]
+    for stage_blocks in self.backbone.stages:
+      for block in stage_blocks:
+        recompute.configure(block, options.axial_blocks if block.axial
+                            else options.conv_blocks)
+    for block in axial_blocks:
+      recompute.configure(block, options.axial_blocks)
+    for layer in self.transformer_layers:
+      recompute.configure(layer, options.transformer_layers)
+    for layer in self.decoder.stage_layers:
+      recompute.configure(layer, options.decoder_stages)
 
   @property
   def transformer_layers(self):
@@ -174,9 +191,11 @@ class Encoder(tf_keras.layers.Layer):
         # final output's residual path.
         logits = resize_assignment_logits(
             logits, outputs[-1].pixels.shape[1:3], pixels.shape[1:3])
-      result = layer((pixels, state['centers'], logits,
-                      state['embedding']), training=training,
-                     figure_outputs=figure_outputs)
+      inputs = (pixels, state['centers'], logits, state['embedding'])
+      if figure_outputs:  # The figures' forward pass: nothing to recompute.
+        result = layer(inputs, training=training, figure_outputs=True)
+      else:
+        result = recompute.call(layer, inputs, training)
       state.update(centers=result.centers, logits=result.assignment_logits,
                    embedding=result.reference_embedding)
       outputs.append(result)
@@ -194,6 +213,6 @@ class Encoder(tf_keras.layers.Layer):
       if x.shape[-1] != fuse.channels:
         x = fuse([x, endpoints[f'stage{stage}']], training=training)
       for block, layer in pairs:
-        x = run_layer(layer, block(x, training=training))
+        x = run_layer(layer, recompute.call(block, x, training))
     x = self.decoder(x, endpoints, training=training)
     return EncoderOutput(x, state['centers'], endpoints, outputs)

@@ -23,6 +23,7 @@ import tf_keras
 from cmt import model_checks
 from cmt.model.layers import blocks
 from cmt.model.layers import norm_act
+from cmt.model.layers import recompute
 from cmt.protos import model_pb2
 
 # Shared with the config checks (cmt.model_checks), which predict the shapes.
@@ -112,7 +113,7 @@ class AxialResNet(tf_keras.layers.Layer):
     for stage_index, stage_blocks in enumerate(self.stages):
       stage = stage_index + 2
       for index, block in enumerate(stage_blocks):
-        x = block(x, training=training)
+        x = recompute.call(block, x, training)
         if block_hook is not None:
           x = block_hook(stage, index, x, training)
       if stage == 2 and stage2_addend is not None:

@@ -55,6 +55,7 @@ class ResidualBlock(tf_keras.layers.Layer):
                num_heads: int = 8, query_region: int = 129):
     super().__init__(name=name)
     self._strides = strides
+    self.axial = axial
     self.drop_rate = drop_rate
     self._activation = norm_act.get_activation(activation)
     self.output_channels = 4 * filters

@@ -12,6 +12,7 @@ from typing import Callable, Optional, Sequence, Union
 import tensorflow as tf
 import tf_keras
 
+from cmt.model.layers import recompute
 from cmt.protos import model_pb2
 
 Axis = Union[int, Sequence[int]]
@@ -45,7 +46,7 @@ class NormConfig:
 
   def __call__(self, name: str, axis: Axis = -1,
                gamma_initializer='ones') -> tf_keras.layers.Layer:
-    return tf_keras.layers.BatchNormalization(
+    return recompute.BatchNormalization(
         axis=axis, momentum=self.momentum, epsilon=self.epsilon,
         gamma_initializer=gamma_initializer, synchronized=self.synchronized,
         name=name)
@@ -134,12 +135,13 @@ def resize_align_corners(x: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
 
 def maybe_drop_path(x: tf.Tensor, drop_rate: float, training) -> tf.Tensor:
   """Stochastic depth: zeroes a residual branch per example with probability
-  `drop_rate` and rescales the survivors by 1 / (1 - drop_rate)."""
+  `drop_rate` and rescales the survivors by 1 / (1 - drop_rate). Inside
+  `recompute.call` the mask is stateless, from the block's seed."""
   if not training or drop_rate <= 0.0:
     return x
   keep = 1.0 - drop_rate
   shape = [tf.shape(x)[0]] + [1] * (x.shape.rank - 1)
-  mask = tf.floor(keep + tf.random.uniform(shape, dtype=x.dtype))
+  mask = tf.floor(keep + recompute.uniform_for_drop_path(shape, x.dtype))
   return x * mask / keep
 
 
