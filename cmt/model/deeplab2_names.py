@@ -9,7 +9,7 @@ _conv1_bn_act/_conv/kernel`), or None for a weight DeepLab2 does not have.
 The rewrite works on names and structure only (stage, block and layer
 indices), never on shapes, so it serves every width and depth.
 
-Layouts conventions that differ (`Conversion`):
+Layout conventions that differ (`Conversion`):
   * DeepLab2's 1x1 Conv1D kernels are [1, in, out] (ours [in, out]); its
     memory (cluster centers) is [1, N, C] (ours [N, C]).
   * DeepLab2's class head puts void LAST, its channel k is the k-th class of
