@@ -161,8 +161,11 @@ def main(argv=None) -> int:
     for config in configs:
       crop = min(config_crop(config), args.compile_crop)
       if crop not in params:
-        params[crop] = train_step_benchmark.write_images(
-            os.path.join(folder, f'images{crop}'), crop)
+        images = os.path.join(folder, f'images{crop}')
+        params[crop] = train_step_benchmark.write_images(images, crop)
+        # For configs on the synthetic classes (the demo's).
+        params[crop]['CATEGORIES_JSON'] = os.path.join(images,
+                                                       'categories.json')
       dump_dir = os.path.join(args.keep_dumps or folder,
                               pathlib.Path(config).stem)
       result = estimate(config, args.compile_crop, params, dump_dir)

@@ -71,11 +71,8 @@ def test_recomputation_repeats_the_drop_path_masks():
   assert np.all(np.abs(gradient.numpy()[~dropped]).sum(axis=1) > 0)
 
 
-def _max_relative(a, b, floor=0.0):
-  """max |a - b| over max |a|; `floor` bounds the denominator from below, so
-  that a gradient that is round-off (~1e-8, e.g. a BatchNorm beta feeding
-  another BatchNorm) is compared at the model's scale."""
-  return float(np.abs(a - b).max() / max(np.abs(a).max(), floor, 1e-30))
+def _max_relative(a, b):
+  return float(np.abs(a - b).max() / max(np.abs(a).max(), 1e-30))
 
 
 @pytest.mark.slow
@@ -95,10 +92,17 @@ def test_recomputation_gives_the_same_step_on_a_tiny_cmt_deeplab(tmp_path):
         RELATIVE * abs(float(d['off_loss']))), setting
     grads = [k[len('off_'):] for k in d.files if k.startswith('off_grad')]
     assert len(grads) > 100
-    floor = 1e-3 * max(np.abs(d[f'off_{k}']).max() for k in grads)
+    # Over all gradients, relative to the largest entry; and per variable
+    # for every variable whose gradient is not round-off (its largest entry
+    # at least 1e-3 of the model's; below, e.g. a BatchNorm beta feeding
+    # another BatchNorm, entries are ~1e-8 and differ in their own digits).
+    largest = max(np.abs(d[f'off_{k}']).max() for k in grads)
+    worst = max(np.abs(d[f'off_{k}'] - d[f'on_{k}']).max() for k in grads)
+    assert worst <= RELATIVE * largest, setting
     for key in grads:
-      assert _max_relative(d[f'off_{key}'], d[f'on_{key}'], floor) <= (
-          RELATIVE), (setting, key)
+      if np.abs(d[f'off_{key}']).max() >= 1e-3 * largest:
+        assert _max_relative(d[f'off_{key}'], d[f'on_{key}']) <= RELATIVE, (
+            setting, key)
     # After the step: weights and BatchNorm moving statistics agree, and the
     # moving statistics moved (assigned once in both).
     names = list(d['off_weight_names'])
