@@ -88,7 +88,7 @@ setuptools.setup(
             'cmt-export=cmt.export_main:run',
             'cmt-predict=cmt.predict:run',
             'cmt-visualize=cmt.visualize:run',
-            'cmt-import-deeplab2=cmt.import_deeplab2:run',
+            'cmt-import-deeplab2=cmt.import_deeplab2_main:run',
         ],
     },
 )

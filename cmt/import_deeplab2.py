@@ -1,7 +1,5 @@
-"""cmt-import-deeplab2: a DeepLab2 checkpoint -> a checkpoint of ours.
-
-  cmt-import-deeplab2 --deeplab2_checkpoint=PATH --config_file=F \
-      [--param NAME=VALUE ...] [--override field=value ...] --output_dir=DIR
+"""A DeepLab2 checkpoint -> a checkpoint of ours (`cmt-import-deeplab2`,
+whose command line is `cmt.import_deeplab2_main`).
 
 PATH is a checkpoint prefix or a directory (its latest checkpoint) in any
 of DeepLab2's layouts (its trainer's, or a backbone alone, plain or TF Model
@@ -19,15 +17,10 @@ written under a temporary name and renamed when complete; an existing
 non-empty DIR is replaced only with --overwrite.
 """
 
-import argparse
-import sys
 import time
-from typing import Optional, Sequence
 
 import tensorflow as tf
 
-from cmt import config as config_lib
-from cmt import export
 from cmt.data import dataset_info as dataset_info_lib
 from cmt.model import builder
 from cmt.trainer import deeplab2_checkpoint
@@ -61,9 +54,9 @@ def convert(options, checkpoint_path: str, output_dir: str,
             overwrite: bool = False, print_fn=print) -> deeplab2_checkpoint.Plan:
   """Builds the model of `options`, fills it from the DeepLab2 checkpoint
   and writes it to `output_dir` (see the module docstring)."""
+  _check_output_dir(output_dir, overwrite)  # before any work
   resolved = deeplab2_checkpoint.resolve(checkpoint_path,
                                          '--deeplab2_checkpoint')
-  _check_output_dir(output_dir, overwrite)
   try:
     reader = tf.train.load_checkpoint(resolved)
   except (tf.errors.NotFoundError, tf.errors.DataLossError) as error:
@@ -109,41 +102,3 @@ def _write(model, output_dir: str, overwrite: bool, report: str):
   finally:
     if tf.io.gfile.exists(temporary):
       tf.io.gfile.rmtree(temporary)
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-  parser = argparse.ArgumentParser(
-      prog='cmt-import-deeplab2', description=__doc__,
-      formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('--deeplab2_checkpoint', required=True,
-                      help='DeepLab2 checkpoint prefix, or a directory (its '
-                      'latest checkpoint)')
-  parser.add_argument('--config_file', required=True,
-                      help='experiment textproto describing the network')
-  parser.add_argument('--param', action='append', default=[],
-                      help='NAME=VALUE for a ${NAME} placeholder')
-  parser.add_argument('--override', action='append', default=[],
-                      help='field.path=value on top of the config')
-  parser.add_argument('--output_dir', required=True,
-                      help='directory to write our checkpoint to')
-  parser.add_argument('--overwrite', action='store_true',
-                      help='replace an existing non-empty --output_dir')
-  args = parser.parse_args(argv)
-  try:
-    options = export.load_options(args)
-    convert(options, args.deeplab2_checkpoint, args.output_dir,
-            args.overwrite)
-  except (config_lib.ConfigError, ValueError, FileExistsError, OSError) as e:
-    print(f'cmt-import-deeplab2: error: {e}', file=sys.stderr)
-    return 1
-  print(f'checkpoint written to {args.output_dir} (use it as '
-        f'--checkpoint_path={args.output_dir} or initial_checkpoint)')
-  return 0
-
-
-def run():
-  sys.exit(main())
-
-
-if __name__ == '__main__':
-  run()

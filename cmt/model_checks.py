@@ -49,7 +49,7 @@ def num_blocks_from_options(backbone_options) -> Sequence[int]:
   scaled_counts = tuple(int(count * multiplier) for count in counts)
   if min(scaled_counts) < 1:
     raise ValueError('model_options.backbone.layer_multiplier = '
-                     f'{multiplier:g} leaves a stage without blocks '
+                     f'{multiplier:g}: leaves a stage without blocks '
                      f'({list(counts)} -> {list(scaled_counts)})')
   return scaled_counts
 
@@ -59,8 +59,8 @@ def stem_width_multiplier(backbone_options) -> float:
   if backbone_options.HasField('stem_width_multiplier'):
     multiplier = backbone_options.stem_width_multiplier
     if not multiplier > 0:
-      raise ValueError('model_options.backbone.stem_width_multiplier must be '
-                       f'> 0; got {multiplier:g}')
+      raise ValueError('model_options.backbone.stem_width_multiplier = '
+                       f'{multiplier:g}: must be > 0')
     return multiplier
   return backbone_options.width_multiplier
 

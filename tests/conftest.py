@@ -6,20 +6,28 @@ import pathlib
 import pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO_ROOT.parent / 'shared' / 'data'
+SHARED = REPO_ROOT.parent / 'shared'
+SHARED_DATA = SHARED / 'data'
+DEEPLAB2_FIXTURES = SHARED / 'deeplab2'
 COCO_SAMPLE = SHARED_DATA / 'coco_panoptic_sample'
+
+
+def require_shared(path: pathlib.Path, what: str) -> pathlib.Path:
+  """`path` under ../shared; where it is absent the test skips (a user's
+  fresh clone), or fails in CI, which always has ../shared."""
+  if not path.exists():
+    if os.environ.get('CI'):
+      pytest.fail(f'{path} is missing; CI must have ../shared beside the '
+                  'clone')
+    pytest.skip(f'{path} not found: these tests need {what} beside the '
+                f'clone (../shared/{path.relative_to(SHARED)})')
+  return path
 
 
 @pytest.fixture
 def coco_sample() -> pathlib.Path:
   """The real COCO panoptic samples; skips where ../shared is absent."""
-  if not COCO_SAMPLE.is_dir():
-    if os.environ.get('CI'):
-      pytest.fail(f'{COCO_SAMPLE} is missing; CI must have ../shared beside '
-                  'the clone')
-    pytest.skip(f'{COCO_SAMPLE} not found: these tests need the shared COCO '
-                'samples beside the clone (../shared/data)')
-  return COCO_SAMPLE
+  return require_shared(COCO_SAMPLE, 'the shared COCO samples')
 
 
 @pytest.fixture

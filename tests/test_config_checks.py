@@ -26,7 +26,7 @@ def _refused(capsys, *overrides, path=DEMO):
       capsys, path, *[f'--override={o}' for o in overrides])
   assert status == 1, out
   assert len(err.strip().splitlines()) == 1, err
-  assert err.startswith(f'{path}: '), err
+  assert err.startswith(f'cmt-config: error: {path}: '), err
   return err
 
 

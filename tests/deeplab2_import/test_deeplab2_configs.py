@@ -69,5 +69,6 @@ def test_validation_refuses_a_layer_multiplier_that_empties_a_stage():
   options.model_options.backbone.layer_multiplier = 0.2
   options.model_options.heads.aspp_atrous_rates[:] = [6, 12]
   problems = config_lib.check_options(options)
-  assert any('layer_multiplier 0.2 leaves a stage' in p for p in problems)
-  assert any('aspp_atrous_rates must list 3' in p for p in problems)
+  assert any('layer_multiplier = 0.2: leaves a stage' in p for p in problems)
+  assert any('aspp_atrous_rates = [6, 12]: must list 3' in p
+             for p in problems)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from cmt import import_deeplab2
+from cmt import import_deeplab2_main
 from cmt.trainer import train_main
 from tests.deeplab2_import import conftest
 from tests.trainer.conftest import synthetic_records  # pylint: disable=unused-import
@@ -20,7 +21,7 @@ CLASS_DEPENDENT = {'model/center_heads/_class_head/kernel',
 
 
 def _import(fixtures, output_dir, *extra):
-  return import_deeplab2.main([
+  return import_deeplab2_main.main([
       f'--deeplab2_checkpoint={fixtures / "max_deeplab_s" / "ckpt"}',
       f'--config_file={FIXTURE_CONFIG}', f'--output_dir={output_dir}',
       *extra])
@@ -90,7 +91,7 @@ def test_import_refuses_a_mismatch_and_a_full_output_dir(deeplab2_fixtures,
   assert '--overwrite' in capsys.readouterr().err
   assert (occupied / 'mine.txt').read_text() == 'keep'
 
-  assert import_deeplab2.main([
+  assert import_deeplab2_main.main([
       f'--deeplab2_checkpoint={tmp_path / "nothing"}',
       f'--config_file={FIXTURE_CONFIG}',
       f'--output_dir={tmp_path / "out"}']) == 1

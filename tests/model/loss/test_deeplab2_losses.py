@@ -19,8 +19,6 @@ the terms that depend on it.
 """
 
 import json
-import os
-import pathlib
 
 import numpy as np
 import pytest
@@ -35,9 +33,9 @@ from cmt.model.loss import matcher
 from cmt.model.loss import pq_style
 from cmt.protos import config_pb2
 from cmt.protos import trainer_pb2
+from tests import conftest
 
-FIXTURE = (pathlib.Path(__file__).resolve().parents[3].parent / 'shared' /
-           'deeplab2' / 'max_deeplab_s')
+FIXTURE = conftest.DEEPLAB2_FIXTURES / 'max_deeplab_s'
 _TYPES = trainer_pb2.InstanceDiscriminationOptions
 _PQ = trainer_pb2.PQStyleLossOptions
 COCO = dataset_info.COCO_PANOPTIC
@@ -47,12 +45,7 @@ RTOL = 1e-4
 
 @pytest.fixture(scope='module')
 def fixture():
-  if not FIXTURE.is_dir():
-    if os.environ.get('CI'):
-      pytest.fail(f'{FIXTURE} is missing; CI must have ../shared beside the '
-                  'clone')
-    pytest.skip(f'{FIXTURE} not found: these tests need DeepLab2\'s fixtures '
-                'beside the clone (../shared/deeplab2)')
+  conftest.require_shared(FIXTURE, "DeepLab2's fixtures")
   outputs = dict(np.load(FIXTURE / 'outputs.npz'))
   truth = dict(np.load(FIXTURE / 'loss_ground_truth.npz'))
   reference = json.loads((FIXTURE / 'losses.json').read_text())

@@ -1,0 +1,52 @@
+"""`cmt-import-deeplab2`: a DeepLab2 checkpoint -> a checkpoint of ours.
+
+  cmt-import-deeplab2 --deeplab2_checkpoint=PATH --config_file=F \
+      [--param NAME=VALUE ...] [--override field=value ...] --output_dir=DIR
+      [--overwrite]
+
+What is mapped and how: `cmt.import_deeplab2`. DIR is written under a
+temporary name and renamed when complete; an existing non-empty DIR is
+replaced only with --overwrite.
+"""
+
+import argparse
+from typing import Optional, Sequence
+
+from cmt import cli
+from cmt import inference_flags
+
+
+@cli.command('cmt-import-deeplab2')
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  parser = cli.ArgumentParser(
+      prog='cmt-import-deeplab2', description=__doc__,
+      formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--deeplab2_checkpoint', required=True,
+                      help='DeepLab2 checkpoint prefix, or a directory (its '
+                      'latest checkpoint)')
+  parser.add_argument('--config_file', required=True,
+                      help='experiment textproto describing the network')
+  parser.add_argument('--param', action='append', default=[],
+                      help='NAME=VALUE for a ${NAME} placeholder')
+  parser.add_argument('--override', action='append', default=[],
+                      help='field.path=value on top of the config')
+  parser.add_argument('--output_dir', required=True,
+                      help='directory to write our checkpoint to')
+  parser.add_argument('--overwrite', action='store_true',
+                      help='replace an existing non-empty --output_dir')
+  args = parser.parse_args(argv)
+  options = inference_flags.load_options(args)
+  # pylint: disable=g-import-not-at-top
+  from cmt import import_deeplab2
+  import_deeplab2.convert(options, args.deeplab2_checkpoint, args.output_dir,
+                          args.overwrite)
+  print(f'checkpoint written to {args.output_dir} (use it as '
+        f'--checkpoint_path={args.output_dir} or initial_checkpoint)')
+  return 0
+
+
+run = cli.entry_point(main)
+
+
+if __name__ == '__main__':
+  run()
