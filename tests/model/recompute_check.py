@@ -39,7 +39,11 @@ def _options(recompute_all: bool):
       f'model_options.recompute.axial_blocks={flag}',
       f'model_options.recompute.transformer_layers={flag}',
       f'model_options.recompute.decoder_stages={flag}',
-      'trainer_options.solver_options.use_sync_batchnorm=true')
+      'trainer_options.solver_options.use_sync_batchnorm=true',
+      # The auxiliary semantic head's ASPP dropout draws stateful random
+      # masks outside every recomputable block: two models would differ by
+      # it alone. It is never recomputed, so leave it out.
+      'model_options.heads.auxiliary_semantic_head=false')
 
 
 def _loss(outputs):

@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from cmt import export
+from cmt import export_main
 from cmt import predict
 from cmt.data import build_data
 from cmt.data import synthetic
@@ -89,7 +89,7 @@ def test_every_evaluation_path_gives_the_same_numbers(tmp_path):
   model_flags = [f'--config_file={DEMO_CONFIG}',
                  f'--checkpoint_path={model_dir}', *param_flags(params),
                  *[f'--override={o}' for o in OVERRIDES]]
-  assert export.main(model_flags + [f'--output_path={saved_model}']) == 0
+  assert export_main.main(model_flags + [f'--output_path={saved_model}']) == 0
   predicted = tmp_path / 'predicted'
   assert predict.main([f'--model={saved_model}',
                        f'--input={raw / "images" / "val"}',
