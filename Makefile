@@ -8,6 +8,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo_output
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist). Each may hold a few GiB (whole-model tests),
+# so this is not tied to the core count.
+TEST_WORKERS ?= 2
 
 .PHONY: install test demo protos clean
 
@@ -20,7 +23,7 @@ $(STAMP): setup.py pyproject.toml
 install: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(BIN)/python -m cmt.demo --output_dir=$(DEMO_DIR)

@@ -72,6 +72,9 @@ setuptools.setup(
     extras_require={
         'test': [
             'pytest>=8',
+            # `make test` spreads the tests over TEST_WORKERS processes:
+            # tracing and XLA compilation are single-threaded.
+            'pytest-xdist>=3.5',
             'scipy>=1.11',
             # Regenerates the protos in the sync test.
             'grpcio-tools==1.85.1',
