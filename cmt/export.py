@@ -215,11 +215,9 @@ class PanopticInference(tf.Module):
     info = self._info
     return {
         'class_names': tf.constant(info.class_names),
-        'category_ids': tf.constant(
-            [0] + [c.dataset_id for c in info.categories], tf.int32),
+        'category_ids': tf.constant(info.dataset_ids, tf.int32),
         'is_thing': tf.constant(info.thing_mask),
-        'colors': tf.constant(
-            [(0, 0, 0)] + [c.color for c in info.categories], tf.uint8),
+        'colors': tf.constant(info.class_colors, tf.uint8),
         'label_divisor': tf.constant(info.label_divisor, tf.int32),
         'crop_size': tf.constant(self._crop, tf.int32),
     }

@@ -168,9 +168,8 @@ def visualize(inference, image: np.ndarray, output_dir: str,
                       else final_points[0].numpy())
   panoptic = predictions[common.PRED_PANOPTIC][0, :valid[0],
                                                 :valid[1]].numpy()
-  class_colors = np.array([(0, 0, 0)] + [c.color for c in info.categories],
-                          np.uint8)
-  overlay = drawing.panoptic_overlay(shown, panoptic, class_colors,
+  overlay = drawing.panoptic_overlay(shown, panoptic,
+                                     np.array(info.class_colors, np.uint8),
                                      info.class_names, info.label_divisor)
   os.makedirs(output_dir, exist_ok=True)
   fig5 = figure5(shown, layer_logits, layer_points, overlay, kept, crop)

@@ -21,7 +21,7 @@ from cmt import config_checks
 from cmt.protos import config_pb2
 from cmt.protos import model_pb2
 from cmt.trainer import checkpoints
-from cmt.trainer import evaluator as evaluator_lib
+from cmt.trainer import eval_loop
 from cmt.trainer import optimizer as optimizer_lib
 from cmt.trainer import strategy as strategy_lib
 from cmt.trainer import trainer as trainer_lib
@@ -131,7 +131,7 @@ class Run:
   optimizer: object
   controller: orbit.Controller
   trainer: Optional[trainer_lib.CMTTrainer]
-  evaluator: Optional[evaluator_lib.CMTEvaluator]
+  evaluator: Optional[eval_loop.CMTEvaluator]
   checkpoint_manager: tf.train.CheckpointManager
 
 
@@ -219,8 +219,8 @@ def build_run(mode: str, options: config_pb2.ExperimentOptions,
     predictions_dir = None
     if options.evaluator_options.save_predictions:
       predictions_dir = os.path.join(work_dir, 'eval',
-                                     evaluator_lib.PREDICTIONS_FOLDER)
-    evaluator = evaluator_lib.CMTEvaluator(
+                                     eval_loop.PREDICTIONS_FOLDER)
+    evaluator = eval_loop.CMTEvaluator(
         options, strategy, model, eval_data,
         lambda: builders.host_examples(options.eval_dataset_options,
                                        eval_info),

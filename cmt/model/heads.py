@@ -18,7 +18,6 @@ import tensorflow as tf
 import tf_keras
 
 from cmt.model.layers import aspp
-from cmt.model.layers import dual_path_transformer
 from cmt.model.layers import norm_act
 
 AUXILIARY_SEMANTIC = 'auxiliary_semantic'
@@ -117,7 +116,7 @@ class MaskLogits(tf_keras.layers.Layer):
   def __init__(self, norm: norm_act.NormConfig, gamma: float,
                name: str = 'mask_logits'):
     super().__init__(name=name)
-    self._norm = dual_path_transformer.ScalarBatchNorm(
+    self._norm = norm_act.ScalarBatchNorm(
         'mask_logits_bn', norm,
         gamma_initializer=tf_keras.initializers.Constant(gamma))
 

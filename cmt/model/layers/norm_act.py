@@ -102,6 +102,19 @@ class ConvNormAct(tf_keras.layers.Layer):
     return self._activation(self._norm(x, training=training))
 
 
+class ScalarBatchNorm(tf_keras.layers.Layer):
+  """A BatchNorm with one (gamma, beta) shared by every entry of a tensor, so
+  it adds no per-slot bias (used on assignment and mask logits)."""
+
+  def __init__(self, name: str, norm: NormConfig,
+               gamma_initializer='ones'):
+    super().__init__(name=name)
+    self._norm = norm('batch_norm', gamma_initializer=gamma_initializer)
+
+  def call(self, x, training=False):
+    return tf.squeeze(self._norm(x[..., None], training=training), axis=-1)
+
+
 class Dense1DNormAct(tf_keras.layers.Layer):
   """A 1x1 convolution on [B, L, C] sequences (no bias) -> BatchNorm ->
   activation; the projections of the memory (cluster-center) path.
