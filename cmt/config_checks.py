@@ -33,6 +33,7 @@ MODE_PURPOSES = {
     'train_and_eval': (TRAIN, EVAL),
     'continuous_eval': (EVAL,),
 }
+MODES = tuple(MODE_PURPOSES)
 
 _Solver = trainer_pb2.SolverOptions
 _Evaluator = evaluator_pb2.EvaluatorOptions

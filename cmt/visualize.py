@@ -148,7 +148,7 @@ def visualize(inference, image: np.ndarray, output_dir: str,
   info = inference.dataset_info
   batch, resized = inference.preprocess(tf.constant(image, tf.uint8))
   crop = batch.shape[1:3]
-  outputs = inference.model_outputs(tf.constant(image, tf.uint8))
+  outputs = inference.model_outputs(batch)
   predictions = post_processing.post_process(
       outputs, inference.evaluator_options, info)
   valid = resized.numpy().tolist()

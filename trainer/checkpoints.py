@@ -97,12 +97,7 @@ def warm_start(model: tf_keras.Model, checkpoint_path: str,
   the path is not a checkpoint or nothing in it fits the model.
   """
   field = 'model_options.initial_checkpoint'
-  resolved = checkpoint_path
-  if tf.io.gfile.isdir(checkpoint_path):
-    resolved = tf.train.latest_checkpoint(checkpoint_path)
-    if resolved is None:
-      raise ValueError(f'{field} = {checkpoint_path!r}: no checkpoint in this '
-                       'directory')
+  resolved = resolve_checkpoint(checkpoint_path, field)
   try:
     reader = tf.train.load_checkpoint(resolved)
   except (tf.errors.NotFoundError, tf.errors.DataLossError, ValueError) as e:
@@ -177,6 +172,22 @@ def build_checkpoint_manager(checkpoint: tf.train.Checkpoint, directory: str,
       checkpoint, directory=directory, max_to_keep=max_to_keep,
       step_counter=step_counter, checkpoint_interval=interval,
       init_fn=init_fn)
+
+
+def resolve_checkpoint(path: str, field: str) -> str:
+  """A checkpoint prefix; a directory means its latest checkpoint.
+  ValueError naming `field` (the flag or config field) otherwise."""
+  if not path:
+    raise ValueError(f'{field} is empty')
+  if tf.io.gfile.isdir(path):
+    latest = tf.train.latest_checkpoint(path)
+    if latest is None:
+      raise ValueError(f'{field}={path}: no checkpoint in this directory')
+    return latest
+  if not tf.io.gfile.exists(path + '.index'):
+    raise ValueError(f'{field}={path}: not a checkpoint ({path}.index does '
+                     'not exist)')
+  return path
 
 
 def latest_step(directory: str) -> Optional[int]:

@@ -26,8 +26,6 @@ from cmt.trainer import optimizer as optimizer_lib
 from cmt.trainer import strategy as strategy_lib
 from cmt.trainer import trainer as trainer_lib
 
-MODES = ('train', 'eval', 'train_and_eval', 'continuous_eval')
-
 
 @dataclasses.dataclass
 class Builders:
@@ -143,8 +141,9 @@ def build_run(mode: str, options: config_pb2.ExperimentOptions,
 
   Call inside `precision_policy(solver)`.
   """
-  if mode not in MODES:
-    raise ValueError(f'--mode={mode!r}: choose one of {", ".join(MODES)}')
+  if mode not in config_checks.MODES:
+    raise ValueError(f'--mode={mode!r}: choose one of '
+                     f'{", ".join(config_checks.MODES)}')
   builders = builders or default_builders()
   # Every check of the config, before anything is built (cmt.config_checks).
   config_lib.require_runnable(options, config_checks.MODE_PURPOSES[mode],

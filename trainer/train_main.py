@@ -17,8 +17,6 @@ from cmt import cli
 from cmt import config as config_lib
 from cmt import config_checks
 
-MODES = ('train', 'eval', 'train_and_eval', 'continuous_eval')
-
 
 def build_parser() -> argparse.ArgumentParser:
   parser = cli.ArgumentParser(
@@ -29,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help=argparse.SUPPRESS)
   parser.add_argument('--config_file', required=True,
                       help='experiment textproto')
-  parser.add_argument('--mode', default='train', choices=MODES,
+  parser.add_argument('--mode', default='train',
+                      choices=config_checks.MODES,
                       help='what to run (default: %(default)s)')
   parser.add_argument('--model_dir', required=True,
                       help='checkpoints, TensorBoard events (train/, eval/) '

@@ -43,6 +43,7 @@ _OPTIONS_PATH = 'trainer_options.loss_options'
 _InstanceDiscrimination = trainer_pb2.InstanceDiscriminationOptions
 _PQStyle = trainer_pb2.PQStyleLossOptions
 
+# The loss terms, in a fixed order; LOSS_TOTAL is their sum.
 LOSS_NAMES = (common.LOSS_PQ_STYLE, common.LOSS_MASK_ID,
               common.LOSS_INSTANCE_DISCRIMINATION, common.LOSS_SEMANTIC,
               common.LOSS_MASK_APPROXIMATION)
