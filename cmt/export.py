@@ -179,7 +179,7 @@ class PanopticInference(tf.Module):
     batch, resized = self.preprocess(image)
     outputs = self._model(batch, training=False)
     predictions = post_processing.post_process(
-        outputs, self._options.evaluator_options, self._info)
+        outputs, self._options.evaluator_options, self._info, self._crop)
     panoptic = predictions[common.PRED_PANOPTIC][0, :resized[0],
                                                  :resized[1]]
     panoptic = preprocessing.resize_label(panoptic, original_size)

@@ -150,7 +150,7 @@ def visualize(inference, image: np.ndarray, output_dir: str,
   crop = batch.shape[1:3]
   outputs = inference.model_outputs(batch)
   predictions = post_processing.post_process(
-      outputs, inference.evaluator_options, info)
+      outputs, inference.evaluator_options, info, crop)
   valid = resized.numpy().tolist()
   shown = batch[0, :valid[0], :valid[1]].numpy().round().astype(np.uint8)
   labels = predictions[common.PRED_SEGMENT_LABELS][0].numpy()

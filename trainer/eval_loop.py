@@ -122,8 +122,9 @@ class CMTEvaluator(orbit.StandardEvaluator):
 
   def _replica_eval(self, inputs):
     outputs = self._model(inputs[common.IMAGE], training=False)
-    predictions = self._post_process(outputs, self._evaluator_options,
-                                     self._dataset_info)
+    predictions = self._post_process(
+        outputs, self._evaluator_options, self._dataset_info,
+        inputs[common.IMAGE].shape[1:3])
     returned = {key: inputs[key] for key in _PASSED_THROUGH}
     returned.update({key: predictions[key] for key in _PREDICTIONS
                      if key in predictions})

@@ -53,9 +53,10 @@ def default_builders() -> Builders:
   from cmt.model import builder
   from cmt.model.loss import builder as loss_builder
 
-  def post_process(outputs, evaluator_options, info):
+  def post_process(outputs, evaluator_options, info, crop_size):
     from cmt.model import post_processing
-    return post_processing.post_process(outputs, evaluator_options, info)
+    return post_processing.post_process(outputs, evaluator_options, info,
+                                        crop_size)
 
   def make_panoptic_evaluator(info, evaluator_options, output_dir):
     from cmt.evaluation import evaluator

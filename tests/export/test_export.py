@@ -13,6 +13,7 @@ from cmt import common
 from cmt import export
 from cmt import export_main
 from cmt.model import post_processing
+from tests.conftest import TINY_CONFIG
 
 # Loads the SavedModel in a fresh interpreter that never imports cmt.
 _CLIENT = r'''
@@ -148,9 +149,8 @@ def test_bad_checkpoint_paths_are_named(tiny_options, tmp_path):
 
 
 def test_cli_reports_a_bad_checkpoint_and_writes_nothing(tmp_path, capsys):
-  from tests.export import conftest
   output = tmp_path / 'model'
-  code = export_main.main([f'--config_file={conftest.TINY_CONFIG}',
+  code = export_main.main([f'--config_file={TINY_CONFIG}',
                            f'--checkpoint_path={tmp_path / "nope"}',
                            f'--output_path={output}'])
   assert code == 1
@@ -169,9 +169,8 @@ def test_export_refuses_to_overwrite_and_leaves_no_temporary(
 
 @pytest.mark.slow
 def test_cli_exports_a_loadable_model(tiny_checkpoint, tmp_path):
-  from tests.export import conftest
   output = tmp_path / 'exported'
-  assert export_main.main([f'--config_file={conftest.TINY_CONFIG}',
+  assert export_main.main([f'--config_file={TINY_CONFIG}',
                            f'--checkpoint_path={tiny_checkpoint}',
                            f'--output_path={output}']) == 0
   loaded = tf.saved_model.load(str(output))

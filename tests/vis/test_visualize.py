@@ -10,10 +10,6 @@ from cmt import visualize
 from cmt.vis import colors
 from cmt.vis import drawing
 from cmt.vis import layout
-# Session fixtures of the export tests (tiny model and checkpoint).
-from tests.export.conftest import tiny_checkpoint  # pylint: disable=unused-import
-from tests.export.conftest import tiny_inference  # pylint: disable=unused-import
-from tests.export.conftest import tiny_options  # pylint: disable=unused-import
 
 
 def test_nearest_upsample_matches_tf_aligned_corners():

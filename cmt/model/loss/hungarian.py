@@ -85,113 +85,121 @@ def hungarian_match(cost: tf.Tensor) -> tf.Tensor:
 
 def _solve(cost, batch_size, num_rows, num_cols):
   """Returns col4row [B, R] int32: the column assigned to each row."""
-  inf = tf.constant(float('inf'), tf.float32)
-
-  col_ids = tf.range(num_cols, dtype=tf.int32)[tf.newaxis]  # [1, C]
-
-  def shortest_path(cur_row, searching, u, v, row4col):
-    """Dijkstra from `cur_row` [B] over reduced costs to a free column.
-
-    Batch elements with `searching` False do nothing. Returns (sink [B],
-    min_val [B], shortest [B, C], path [B, C], scanned columns [B, C]).
-    The rows scanned are `cur_row` and the owners of the scanned columns.
-    """
-    # Ties for the closest column go to a free one, which ends the search
-    # sooner (this matters for integer costs), then to the lowest index:
-    # one min-reduction over col + C * (column taken).
-    tie_key = col_ids + tf.where(row4col < 0, 0, num_cols)
-
-    def not_done(i, min_val, sink, shortest, path, sc):
-      del i, min_val, shortest, path, sc
-      return tf.reduce_any(sink < 0)
-
-    def step(i, min_val, sink, shortest, path, sc):
-      active = sink < 0
-      # Tentative distance to every column through row i. Once an element
-      # has found its sink this only touches unscanned columns, which the
-      # dual update and the path flip never read.
-      reduced = (min_val[:, tf.newaxis] + tf.gather(cost, i, batch_dims=1)
-                 - tf.gather(u, i, batch_dims=1)[:, tf.newaxis] - v)
-      improve = (~sc) & (reduced < shortest)
-      shortest = tf.where(improve, reduced, shortest)
-      path = tf.where(improve, i[:, tf.newaxis], path)
-      unscanned = tf.where(sc, inf, shortest)
-      lowest = tf.reduce_min(unscanned, axis=-1)
-      key = tf.reduce_min(
-          tf.where((unscanned == lowest[:, tf.newaxis]) & ~sc, tie_key,
-                   2 * num_cols), axis=-1)
-      is_free = key < num_cols
-      j = tf.minimum(key % num_cols, num_cols - 1)
-      min_val = tf.where(active, lowest, min_val)
-      sink = tf.where(active & is_free, j, sink)
-      i = tf.where(is_free, i, tf.gather(row4col, j, batch_dims=1))
-      sc = sc | ((col_ids == j[:, tf.newaxis]) & active[:, tf.newaxis])
-      return i, min_val, sink, shortest, path, sc
-
-    init = (
-        cur_row,
-        tf.zeros([batch_size], tf.float32),
-        tf.where(searching, -1, 0),
-        tf.fill([batch_size, num_cols], inf),
-        tf.fill([batch_size, num_cols], -1),
-        tf.zeros([batch_size, num_cols], tf.bool),
-    )
-    # Every step scans a new column; the bound only matters for NaN costs.
-    _, min_val, sink, shortest, path, sc = tf.while_loop(
-        not_done, step, init, maximum_iterations=num_cols)
-    return sink, min_val, shortest, path, sc
-
-  def augment(cur_row, searching, sink, path, row4col, col4row):
-    """Flips the alternating path ending at `sink` back to `cur_row`."""
-    def not_done(j, done, row4col, col4row):
-      del j, row4col, col4row
-      return ~tf.reduce_all(done)
-
-    def step(j, done, row4col, col4row):
-      active = ~done
-      # Finished elements idle; clamping keeps their lookups in range.
-      i = tf.maximum(tf.gather(path, tf.maximum(j, 0), batch_dims=1), 0)
-      row4col = tf.where(_one_hot_bool(j, num_cols) & active[:, tf.newaxis],
-                         i[:, tf.newaxis], row4col)
-      previous_col = tf.gather(col4row, i, batch_dims=1)
-      col4row = tf.where(_one_hot_bool(i, num_rows) & active[:, tf.newaxis],
-                         j[:, tf.newaxis], col4row)
-      j = tf.where(active, previous_col, j)
-      done = done | (i == cur_row)
-      return j, done, row4col, col4row
-
-    _, _, row4col, col4row = tf.while_loop(
-        not_done, step, (sink, ~searching, row4col, col4row),
-        maximum_iterations=num_rows)
-    return row4col, col4row
-
-  def add_row(u, v, row4col, col4row):
-    """Assigns the first unassigned row of every batch element."""
-    unassigned = col4row < 0
-    searching = tf.reduce_any(unassigned, axis=-1)
-    cur_row = _first_true(unassigned)
-    sink, min_val, shortest, path, sc = shortest_path(
-        cur_row, searching, u, v, row4col)
-    # Dual update keeps cost - u - v >= 0, with equality on the new matching.
-    is_cur = _one_hot_bool(cur_row, num_rows) & searching[:, tf.newaxis]
-    own_col = tf.maximum(col4row, 0)
-    scanned_row = (col4row >= 0) & tf.gather(sc, own_col, batch_dims=1)
-    min_val_c = min_val[:, tf.newaxis]
-    u += tf.where(is_cur, min_val_c,
-                  tf.where(scanned_row,
-                           min_val_c - tf.gather(shortest, own_col,
-                                                 batch_dims=1), 0.0))
-    v -= tf.where(sc, min_val_c - shortest, 0.0)
-    row4col, col4row = augment(cur_row, searching, sink, path, row4col,
-                               col4row)
-    return u, v, row4col, col4row
-
   u, v, row4col, col4row = _bidding_rounds(cost, batch_size, num_rows,
                                            num_cols)
   _, _, _, col4row = tf.while_loop(
       lambda u, v, row4col, col4row: tf.reduce_any(col4row < 0),
-      add_row, (u, v, row4col, col4row), maximum_iterations=num_rows)
+      lambda u, v, row4col, col4row: _add_row(cost, u, v, row4col, col4row),
+      (u, v, row4col, col4row), maximum_iterations=num_rows)
   return col4row
+
+
+def _add_row(cost, u, v, row4col, col4row):
+  """Assigns the first unassigned row of every batch element: the shortest
+  augmenting path, the dual update, the path flip."""
+  num_rows = cost.shape[1]
+  unassigned = col4row < 0
+  searching = tf.reduce_any(unassigned, axis=-1)
+  cur_row = _first_true(unassigned)
+  sink, min_val, shortest, path, sc = _shortest_path(
+      cost, cur_row, searching, u, v, row4col)
+  # Dual update keeps cost - u - v >= 0, with equality on the new matching.
+  is_cur = _one_hot_bool(cur_row, num_rows) & searching[:, tf.newaxis]
+  own_col = tf.maximum(col4row, 0)
+  scanned_row = (col4row >= 0) & tf.gather(sc, own_col, batch_dims=1)
+  min_val_c = min_val[:, tf.newaxis]
+  u += tf.where(is_cur, min_val_c,
+                tf.where(scanned_row,
+                         min_val_c - tf.gather(shortest, own_col,
+                                               batch_dims=1), 0.0))
+  v -= tf.where(sc, min_val_c - shortest, 0.0)
+  row4col, col4row = _augment(cur_row, searching, sink, path, row4col,
+                              col4row)
+  return u, v, row4col, col4row
+
+
+def _shortest_path(cost, cur_row, searching, u, v, row4col):
+  """Dijkstra from `cur_row` [B] over reduced costs to a free column.
+
+  Batch elements with `searching` False do nothing. Returns (sink [B],
+  min_val [B], shortest [B, C], path [B, C], scanned columns [B, C]).
+  The rows scanned are `cur_row` and the owners of the scanned columns.
+  """
+  inf = tf.constant(float('inf'), tf.float32)
+  num_cols = cost.shape[2]
+  col_ids = tf.range(num_cols, dtype=tf.int32)[tf.newaxis]  # [1, C]
+  # Ties for the closest column go to a free one, which ends the search
+  # sooner (this matters for integer costs), then to the lowest index:
+  # one min-reduction over col + C * (column taken).
+  tie_key = col_ids + tf.where(row4col < 0, 0, num_cols)
+
+  def not_done(i, min_val, sink, shortest, path, sc):
+    del i, min_val, shortest, path, sc
+    return tf.reduce_any(sink < 0)
+
+  def step(i, min_val, sink, shortest, path, sc):
+    active = sink < 0
+    # Tentative distance to every column through row i. Once an element
+    # has found its sink this only touches unscanned columns, which the
+    # dual update and the path flip never read.
+    reduced = (min_val[:, tf.newaxis] + tf.gather(cost, i, batch_dims=1)
+               - tf.gather(u, i, batch_dims=1)[:, tf.newaxis] - v)
+    improve = (~sc) & (reduced < shortest)
+    shortest = tf.where(improve, reduced, shortest)
+    path = tf.where(improve, i[:, tf.newaxis], path)
+    unscanned = tf.where(sc, inf, shortest)
+    lowest = tf.reduce_min(unscanned, axis=-1)
+    key = tf.reduce_min(
+        tf.where((unscanned == lowest[:, tf.newaxis]) & ~sc, tie_key,
+                 2 * num_cols), axis=-1)
+    is_free = key < num_cols
+    j = tf.minimum(key % num_cols, num_cols - 1)
+    min_val = tf.where(active, lowest, min_val)
+    sink = tf.where(active & is_free, j, sink)
+    i = tf.where(is_free, i, tf.gather(row4col, j, batch_dims=1))
+    sc = sc | ((col_ids == j[:, tf.newaxis]) & active[:, tf.newaxis])
+    return i, min_val, sink, shortest, path, sc
+
+  batch_size = tf.shape(u)[0] if u.shape[0] is None else u.shape[0]
+  init = (
+      cur_row,
+      tf.zeros([batch_size], tf.float32),
+      tf.where(searching, -1, 0),
+      tf.fill([batch_size, num_cols], inf),
+      tf.fill([batch_size, num_cols], -1),
+      tf.zeros([batch_size, num_cols], tf.bool),
+  )
+  # Every step scans a new column; the bound only matters for NaN costs.
+  _, min_val, sink, shortest, path, sc = tf.while_loop(
+      not_done, step, init, maximum_iterations=num_cols)
+  return sink, min_val, shortest, path, sc
+
+
+def _augment(cur_row, searching, sink, path, row4col, col4row):
+  """Flips the alternating path ending at `sink` back to `cur_row`."""
+  num_rows, num_cols = col4row.shape[1], row4col.shape[1]
+
+  def not_done(j, done, row4col, col4row):
+    del j, row4col, col4row
+    return ~tf.reduce_all(done)
+
+  def step(j, done, row4col, col4row):
+    active = ~done
+    # Finished elements idle; clamping keeps their lookups in range.
+    i = tf.maximum(tf.gather(path, tf.maximum(j, 0), batch_dims=1), 0)
+    row4col = tf.where(_one_hot_bool(j, num_cols) & active[:, tf.newaxis],
+                       i[:, tf.newaxis], row4col)
+    previous_col = tf.gather(col4row, i, batch_dims=1)
+    col4row = tf.where(_one_hot_bool(i, num_rows) & active[:, tf.newaxis],
+                       j[:, tf.newaxis], col4row)
+    j = tf.where(active, previous_col, j)
+    done = done | (i == cur_row)
+    return j, done, row4col, col4row
+
+  _, _, row4col, col4row = tf.while_loop(
+      not_done, step, (sink, ~searching, row4col, col4row),
+      maximum_iterations=num_rows)
+  return row4col, col4row
 
 
 def _bidding_rounds(cost, batch_size, num_rows, num_cols,
@@ -212,7 +220,6 @@ def _bidding_rounds(cost, batch_size, num_rows, num_cols,
 
   Returns (u [B, R], v [B, C], row4col [B, C], col4row [B, R]).
   """
-  inf = tf.constant(float('inf'), tf.float32)
   u = tf.reduce_min(cost, axis=-1)  # Feasible for every row while v = 0.
   v = tf.zeros([batch_size, num_cols], tf.float32)
   row4col = tf.fill([batch_size, num_cols], -1)
@@ -220,48 +227,11 @@ def _bidding_rounds(cost, batch_size, num_rows, num_cols,
   if num_cols < 2:  # No second-best column to bid against.
     return u, v, row4col, col4row
 
-  row_ids = tf.range(num_rows, dtype=tf.int32)[tf.newaxis]  # [1, R]
-  col_ids = tf.range(num_cols, dtype=tf.int32)[tf.newaxis]  # [1, C]
-  rotated_col = (col_ids - tf.transpose(row_ids)) % num_cols  # [R, C]
-
-  # Column j of batch element b is segment b * C + j of the bids.
-  segment_base = (tf.range(batch_size, dtype=tf.int32) * num_cols)[:, None]
-  num_segments = batch_size * num_cols
-
-  def per_column(values, reduce, segment):
-    """Reduces [B, R] row values onto their columns -> [B, C]."""
-    return tf.reshape(reduce(values, segment, num_segments),
-                      [batch_size, num_cols])
-
   def bid(round_index, num_free, u, v, row4col, col4row):
     del num_free
     free = col4row < 0
-    reduced = cost - v[:, tf.newaxis, :]
-    best = tf.reduce_min(reduced, axis=-1)
-    # Among tied best columns row i takes the first at or after column i
-    # (cyclically), so rows with equal costs (e.g. padded ground truth) bid
-    # for different columns instead of all for the first one.
-    rotated = tf.reduce_min(
-        tf.where(reduced == best[..., tf.newaxis], rotated_col, num_cols),
-        axis=-1)
-    best_col = (rotated + row_ids) % num_cols
-    second = tf.reduce_min(
-        tf.where(col_ids == best_col[..., tf.newaxis], inf, reduced), axis=-1)
-    # Each column goes to its highest bidder, the lowest row among equals.
-    offer = tf.where(free, second - best, -1.0)
-    segment = best_col + segment_base
-    top_offer = per_column(offer, tf.math.unsorted_segment_max, segment)
-    has_bid = top_offer >= 0.0
-    is_top = free & (offer == tf.gather(top_offer, best_col, batch_dims=1))
-    winner = per_column(tf.where(is_top, row_ids, num_rows),
-                        tf.math.unsorted_segment_min, segment)
-    won = is_top & (tf.gather(winner, best_col, batch_dims=1) == row_ids)
-    displaced = (col4row >= 0) & tf.gather(
-        has_bid, tf.maximum(col4row, 0), batch_dims=1)
-    col4row = tf.where(won, best_col, tf.where(displaced, -1, col4row))
-    u = tf.where(won, second, u)
-    v -= tf.where(has_bid, top_offer, 0.0)
-    row4col = tf.where(has_bid, winner, row4col)
+    u, v, row4col, col4row = _bidding_round(cost, batch_size, u, v, row4col,
+                                            col4row)
     return (round_index + 1, tf.reduce_sum(tf.cast(free, tf.int32)), u, v,
             row4col, col4row)
 
@@ -274,4 +244,50 @@ def _bidding_rounds(cost, batch_size, num_rows, num_cols,
   _, _, u, v, row4col, col4row = tf.while_loop(
       keep_bidding, bid,
       (tf.constant(0), tf.constant(2**30), u, v, row4col, col4row))
+  return u, v, row4col, col4row
+
+
+def _bidding_round(cost, batch_size, u, v, row4col, col4row):
+  """One round: every free row bids for its cheapest column, each column
+  goes to its highest bidder, outbid owners become free."""
+  inf = tf.constant(float('inf'), tf.float32)
+  num_rows, num_cols = cost.shape[1], cost.shape[2]
+  row_ids = tf.range(num_rows, dtype=tf.int32)[tf.newaxis]  # [1, R]
+  col_ids = tf.range(num_cols, dtype=tf.int32)[tf.newaxis]  # [1, C]
+  rotated_col = (col_ids - tf.transpose(row_ids)) % num_cols  # [R, C]
+  # Column j of batch element b is segment b * C + j of the bids.
+  segment_base = (tf.range(batch_size, dtype=tf.int32) * num_cols)[:, None]
+
+  def per_column(values, reduce, segment):
+    """Reduces [B, R] row values onto their columns -> [B, C]."""
+    return tf.reshape(reduce(values, segment, batch_size * num_cols),
+                      [batch_size, num_cols])
+
+  free = col4row < 0
+  reduced = cost - v[:, tf.newaxis, :]
+  best = tf.reduce_min(reduced, axis=-1)
+  # Among tied best columns row i takes the first at or after column i
+  # (cyclically), so rows with equal costs (e.g. padded ground truth) bid
+  # for different columns instead of all for the first one.
+  rotated = tf.reduce_min(
+      tf.where(reduced == best[..., tf.newaxis], rotated_col, num_cols),
+      axis=-1)
+  best_col = (rotated + row_ids) % num_cols
+  second = tf.reduce_min(
+      tf.where(col_ids == best_col[..., tf.newaxis], inf, reduced), axis=-1)
+  # Each column goes to its highest bidder, the lowest row among equals.
+  offer = tf.where(free, second - best, -1.0)
+  segment = best_col + segment_base
+  top_offer = per_column(offer, tf.math.unsorted_segment_max, segment)
+  has_bid = top_offer >= 0.0
+  is_top = free & (offer == tf.gather(top_offer, best_col, batch_dims=1))
+  winner = per_column(tf.where(is_top, row_ids, num_rows),
+                      tf.math.unsorted_segment_min, segment)
+  won = is_top & (tf.gather(winner, best_col, batch_dims=1) == row_ids)
+  displaced = (col4row >= 0) & tf.gather(
+      has_bid, tf.maximum(col4row, 0), batch_dims=1)
+  col4row = tf.where(won, best_col, tf.where(displaced, -1, col4row))
+  u = tf.where(won, second, u)
+  v -= tf.where(has_bid, top_offer, 0.0)
+  row4col = tf.where(has_bid, winner, row4col)
   return u, v, row4col, col4row
