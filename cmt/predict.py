@@ -21,7 +21,6 @@ already are replaced only with --overwrite. Each file is written under a
 temporary name and renamed when complete.
 """
 
-import argparse
 import dataclasses
 import glob
 import json
@@ -241,9 +240,7 @@ def predict_files(predictor: Predictor, paths: Sequence[str],
 @cli.command('cmt-predict')
 def main(argv: Optional[Sequence[str]] = None) -> int:
   os.environ.setdefault('CUDA_VISIBLE_DEVICES', '')  # runs on CPU
-  parser = cli.ArgumentParser(
-      prog='cmt-predict', description=__doc__,
-      formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = cli.ArgumentParser(prog='cmt-predict', description=__doc__)
   parser.add_argument('--model', help='SavedModel written by cmt-export')
   inference_flags.add_model_flags(parser, required=False)
   parser.add_argument('--input', required=True, help='IMAGE, DIR or GLOB')

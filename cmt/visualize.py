@@ -19,7 +19,6 @@ segment; when none is kept (an untrained model), the centers with the
 highest class confidence stand in.
 """
 
-import argparse
 import os
 from typing import Optional, Sequence
 
@@ -194,9 +193,7 @@ def figure_paths(output_dir: str, name: str) -> list[str]:
 
 @cli.command('cmt-visualize')
 def main(argv: Optional[Sequence[str]] = None) -> int:
-  parser = cli.ArgumentParser(
-      prog='cmt-visualize', description=__doc__,
-      formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = cli.ArgumentParser(prog='cmt-visualize', description=__doc__)
   inference_flags.add_model_flags(parser, required=True)
   parser.add_argument('--input', required=True, help='one image file')
   parser.add_argument('--output_dir', required=True)

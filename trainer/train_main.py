@@ -19,9 +19,7 @@ from cmt import config_checks
 
 
 def build_parser() -> argparse.ArgumentParser:
-  parser = cli.ArgumentParser(
-      prog='cmt-train', description=__doc__,
-      formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = cli.ArgumentParser(prog='cmt-train', description=__doc__)
   # absl's help flags, which DeepLab2 users type, show the same help.
   parser.add_argument('--helpshort', '--helpfull', action='help',
                       help=argparse.SUPPRESS)

@@ -39,23 +39,13 @@ class CMTDeepLab(tf_keras.Model):
                norm: norm_act.NormConfig, name: str = 'cmt_deeplab'):
     super().__init__(name=name)
     self._options = model_options
+    # `model_options` passed `model_checks.check_model` (`builder`).
     stacks = 2 if model_options.recursive_feature_network else 1
-    if stacks == 2 and (
-        model_options.decoder.high_resolution_output_stride != 4):
-      raise ValueError(
-          'model_options.recursive_feature_network connects the stride-4 '
-          'features of the two stacks; it needs '
-          'model_options.decoder.high_resolution_output_stride=4, got '
-          f'{model_options.decoder.high_resolution_output_stride}')
     self.encoders = [encoder_lib.Encoder(model_options, norm,
                                          name=f'encoder{i + 1}')
                      for i in range(stacks)]
     head_options = model_options.heads
     activation = model_options.backbone.activation
-    if head_options.pixel_space_head_channels < 1 or (
-        head_options.pixel_space_output_channels < 1):
-      raise ValueError('model_options.heads: pixel_space_head_channels and '
-                       'pixel_space_output_channels must be positive')
     self.pixel_space_head = heads.PixelSpaceHead(
         head_options.pixel_space_head_channels,
         head_options.pixel_space_output_channels, norm, activation)

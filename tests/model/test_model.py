@@ -160,7 +160,7 @@ def test_sync_batchnorm_and_its_settings_come_from_the_solver():
     ('trainer_options.solver_options.batchnorm_epsilon=0', 'batchnorm_epsilon'),
 ])
 def test_bad_options_name_the_field(override, field):
-  # Unchecked loading: the model itself must refuse, naming the field.
+  # Unchecked loading: building the model must refuse, naming the field.
   options = helpers.load(*helpers.TINY, override, check=False)
   with pytest.raises(ValueError, match=field):
     builder.build_and_initialise(options, INFO, crop_size=33)
@@ -170,7 +170,8 @@ def test_rfn_needs_stride_four_features():
   options = helpers.load(
       *helpers.TINY, *helpers.RFN,
       'model_options.decoder.high_resolution_output_stride=8', check=False)
-  with pytest.raises(ValueError, match='high_resolution_output_stride=4'):
+  with pytest.raises(ValueError, match='high_resolution_output_stride = 8: '
+                     'must be 4 with recursive_feature_network'):
     builder.build_model(options, INFO)
 
 

@@ -50,17 +50,8 @@ class AxialResNet(tf_keras.layers.Layer):
   def __init__(self, backbone_options, norm: norm_act.NormConfig,
                name: str = 'backbone'):
     super().__init__(name=name)
-    options = backbone_options
-    if options.output_stride not in (16, 32):
-      raise ValueError('model_options.backbone.output_stride must be 16 or '
-                       f'32; got {options.output_stride}')
-    if options.width_multiplier <= 0:
-      raise ValueError('model_options.backbone.width_multiplier must be > 0; '
-                       f'got {options.width_multiplier}')
+    options = backbone_options  # Checked by `model_checks.check_model`.
     axial_stride = options.use_axial_beyond_stride
-    if axial_stride < 0 or (axial_stride & (axial_stride - 1)):
-      raise ValueError('model_options.backbone.use_axial_beyond_stride must be '
-                       f'0 (off) or a power of 2; got {axial_stride}')
     activation = options.activation
     stem_width = stem_width_multiplier(options)
     self.stem = blocks.InceptionStem(norm, activation, stem_width)

@@ -12,6 +12,7 @@ from typing import Callable, Optional, Sequence, Union
 import tensorflow as tf
 import tf_keras
 
+from cmt import config_checks
 from cmt.model.layers import recompute
 from cmt.protos import model_pb2
 
@@ -54,16 +55,12 @@ class NormConfig:
 
 def norm_config_from_solver(solver_options) -> NormConfig:
   """Reads `use_sync_batchnorm`, `batchnorm_momentum`, `batchnorm_epsilon`."""
-  momentum = solver_options.batchnorm_momentum
-  epsilon = solver_options.batchnorm_epsilon
-  if not 0.0 <= momentum < 1.0:
-    raise ValueError('trainer_options.solver_options.batchnorm_momentum must '
-                     f'be in [0, 1); got {momentum}')
-  if epsilon <= 0.0:
-    raise ValueError('trainer_options.solver_options.batchnorm_epsilon must be '
-                     f'> 0; got {epsilon}')
+  problems = config_checks.batchnorm_problems(solver_options)
+  if problems:
+    raise ValueError('; '.join(problems))
   return NormConfig(synchronized=solver_options.use_sync_batchnorm,
-                    momentum=momentum, epsilon=epsilon)
+                    momentum=solver_options.batchnorm_momentum,
+                    epsilon=solver_options.batchnorm_epsilon)
 
 
 class ConvNormAct(tf_keras.layers.Layer):
