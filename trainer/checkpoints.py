@@ -126,6 +126,18 @@ def warm_start(model: tf_keras.Model, checkpoint_path: str,
   in_scope = None
   if scope == model_pb2.ModelOptions.BACKBONE:
     in_scope = {id(v) for v in pretrained_variables}
+  report = _restore_matching(pairs, reader, in_scope)
+  _log_report(report, resolved, scope)
+  if not report.restored:
+    raise ValueError(f'{field} = {checkpoint_path!r}: no variable of the '
+                     'model could be restored from it')
+  return report
+
+
+def _restore_matching(pairs, reader, in_scope: Optional[set]
+                      ) -> WarmStartReport:
+  """Assigns each (path, variable, checkpoint key) whose variable is in
+  scope (ids; None: all) and whose saved shape matches."""
   shapes = reader.get_variable_to_shape_map()
   report = WarmStartReport([], [], [], 0)
   for path, variable, key in pairs:
@@ -141,7 +153,10 @@ def warm_start(model: tf_keras.Model, checkpoint_path: str,
       continue
     variable.assign(tf.cast(reader.get_tensor(key), variable.dtype))
     report.restored.append(path)
+  return report
 
+
+def _log_report(report: WarmStartReport, resolved: str, scope: int):
   for path, live_shape, ckpt_shape in report.shape_mismatch:
     logging.warning('initial_checkpoint: skipped %s (model %s, checkpoint %s)',
                     path, live_shape, ckpt_shape)
@@ -152,10 +167,6 @@ def warm_start(model: tf_keras.Model, checkpoint_path: str,
                resolved, model_pb2.ModelOptions.RestoreScope.Name(scope),
                len(report.restored), len(report.shape_mismatch),
                len(report.missing), report.out_of_scope)
-  if not report.restored:
-    raise ValueError(f'{field} = {checkpoint_path!r}: no variable of the '
-                     'model could be restored from it')
-  return report
 
 
 def build_checkpoint_manager(checkpoint: tf.train.Checkpoint, directory: str,
