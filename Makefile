@@ -28,7 +28,7 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m cmt.demo --output_dir=$(DEMO_DIR)
 
-# Regenerate cmt/protos/*_pb2.py after editing a .proto (the sync test fails
+# Regenerate protos/*_pb2.py after editing a .proto (the sync test fails
 # until you do).
 protos: $(STAMP)
 	$(BIN)/python -m cmt.protos.build_protos

@@ -1,6 +1,6 @@
 """Times the TensorFlow Hungarian solver against scipy's.
 
-`cmt.model.loss.matching.hungarian_match`, compiled with XLA
+`cmt.model.loss.hungarian.hungarian_match`, compiled with XLA
 (`tf.function(jit_compile=True)`), against
 `scipy.optimize.linear_sum_assignment` called once per batch element, on
 random uniform costs of shape [B, 100, 128] (100 padded ground-truth masks
@@ -22,7 +22,7 @@ import numpy as np
 from scipy import optimize
 import tensorflow as tf
 
-from cmt.model.loss import matching
+from cmt.model.loss import hungarian
 
 
 def _seconds(function, repeats: int) -> tuple[float, float]:
@@ -51,7 +51,7 @@ def main(argv=None) -> int:
   parser.add_argument('--seed', type=int, default=0)
   args = parser.parse_args(argv)
 
-  solve = tf.function(matching.hungarian_match, jit_compile=True)
+  solve = tf.function(hungarian.hungarian_match, jit_compile=True)
   trivial = tf.function(lambda cost: tf.cast(cost > 0.5, tf.int32),
                         jit_compile=True)
   rng = np.random.default_rng(args.seed)

@@ -64,7 +64,12 @@ def quiet_tensorflow() -> None:
 
 class ArgumentParser(argparse.ArgumentParser):
   """argparse that reports a malformed command line in one line (no usage
-  block; `--help` shows it) and exits with status 2."""
+  block; `--help` shows it) and exits with status 2. `--help` prints the
+  description (a command's module docstring) as written."""
+
+  def __init__(self, *args, **kwargs):
+    kwargs.setdefault('formatter_class', argparse.RawDescriptionHelpFormatter)
+    super().__init__(*args, **kwargs)
 
   def error(self, message: str) -> NoReturn:
     self.exit(EXIT_USAGE, f'{self.prog}: error: {one_line(message)} '

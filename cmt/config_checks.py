@@ -33,6 +33,7 @@ MODE_PURPOSES = {
     'train_and_eval': (TRAIN, EVAL),
     'continuous_eval': (EVAL,),
 }
+MODES = tuple(MODE_PURPOSES)
 
 _Solver = trainer_pb2.SolverOptions
 _Evaluator = evaluator_pb2.EvaluatorOptions
@@ -156,7 +157,7 @@ def _check_trainer(trainer, problems: Problems):
                  f'must be a multiple of steps_per_loop '
                  f'({trainer.steps_per_loop})')
   problems.lines.extend(loss_problems(trainer.loss_options))
-  _check_solver(trainer.solver_options, problems)
+  problems.lines.extend(solver_problems(trainer.solver_options))
 
 
 def loss_problems(loss: trainer_pb2.LossOptions) -> List[str]:
@@ -192,7 +193,10 @@ def loss_problems(loss: trainer_pb2.LossOptions) -> List[str]:
   return problems.lines
 
 
-def _check_solver(solver, problems: Problems):
+def solver_problems(solver) -> List[str]:
+  """Problems of `trainer_options.solver_options` (also read by the
+  optimiser)."""
+  problems = Problems()
   path = 'trainer_options.solver_options'
   problems.enum_set(f'{path}.optimizer', solver.optimizer,
                     _Solver.Optimizer.DESCRIPTOR,
@@ -212,13 +216,23 @@ def _check_solver(solver, problems: Problems):
   problems.require(0 <= solver.warmup_steps < max(steps, 1),
                    f'{path}.warmup_steps', solver.warmup_steps,
                    f'must be >= 0 and < training_number_of_steps ({steps})')
-  problems.in_range(f'{path}.batchnorm_momentum', solver.batchnorm_momentum,
-                    0, 1, high_open=True)
-  problems.positive(f'{path}.batchnorm_epsilon', solver.batchnorm_epsilon)
+  problems.lines.extend(batchnorm_problems(solver))
   for field in ('adam_beta_1', 'adam_beta_2', 'sgd_momentum'):
     problems.in_range(f'{path}.{field}', getattr(solver, field), 0, 1,
                       high_open=True)
   problems.positive(f'{path}.adam_epsilon', solver.adam_epsilon)
+  return problems.lines
+
+
+def batchnorm_problems(solver) -> List[str]:
+  """Problems of the BatchNorm fields of `solver_options` (also read by
+  `norm_act.norm_config_from_solver`)."""
+  problems = Problems()
+  path = 'trainer_options.solver_options'
+  problems.in_range(f'{path}.batchnorm_momentum', solver.batchnorm_momentum,
+                    0, 1, high_open=True)
+  problems.positive(f'{path}.batchnorm_epsilon', solver.batchnorm_epsilon)
+  return problems.lines
 
 
 # ---- evaluator_options -----------------------------------------------------

@@ -13,10 +13,11 @@ from cmt import cli
 from cmt import config
 from cmt import config_checks
 
-# Subcommands added by other modules: name -> (help, add_arguments, run).
+# Subcommands besides validate and print: name -> (help, add_arguments, run).
 SUBCOMMANDS = {}
 
-# `params` (cmt.model.params_command): TensorFlow is imported only when it runs.
+# `params` lives in cmt.model.params_command, which imports TensorFlow only
+# when it runs.
 from cmt.model import params_command  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 params_command.register(SUBCOMMANDS)

@@ -52,6 +52,7 @@ from cmt.data import pipeline
 from cmt.data import preprocessing
 from cmt.model import builder
 from cmt.model import post_processing
+from cmt.trainer import checkpoints
 
 SERVING_SIGNATURE = 'serving_default'
 METADATA_SIGNATURE = 'metadata'
@@ -61,29 +62,13 @@ class CheckpointError(ValueError):
   """A checkpoint path that does not hold this model."""
 
 
-def resolve_checkpoint(checkpoint_path: str) -> str:
-  """A checkpoint prefix; a directory means its latest checkpoint."""
-  if not checkpoint_path:
-    raise CheckpointError('--checkpoint_path is empty')
-  if tf.io.gfile.isdir(checkpoint_path):
-    latest = tf.train.latest_checkpoint(checkpoint_path)
-    if latest is None:
-      raise CheckpointError(f'--checkpoint_path={checkpoint_path}: no '
-                            'checkpoint in this directory')
-    return latest
-  if not tf.io.gfile.exists(checkpoint_path + '.index'):
-    raise CheckpointError(f'--checkpoint_path={checkpoint_path}: not a '
-                          f'checkpoint ({checkpoint_path}.index does not '
-                          'exist)')
-  return checkpoint_path
-
-
 def load_trained_model(options, dataset_info: dataset_info_lib.DatasetInfo,
                        checkpoint_path: str):
   """Builds the model of `options` at the eval crop and restores every one
   of its variables from a `cmt-train` checkpoint ({model, optimizer, ...};
   only `model` is read). CheckpointError if a variable is missing."""
-  path = resolve_checkpoint(checkpoint_path)  # fail before building
+  # Fails before building.
+  path = checkpoints.resolve_checkpoint(checkpoint_path, '--checkpoint_path')
   crop = crop_size_of(options)
   model = builder.build_model(options, dataset_info)
   model(tf.zeros([1, *crop, 3]), training=False)
@@ -182,10 +167,9 @@ class PanopticInference(tf.Module):
         preprocessing.resize_image(rgb, resized), self._crop)
     return padded[tf.newaxis], resized
 
-  def model_outputs(self, image: tf.Tensor) -> dict:
-    """The model's raw output dict for one uint8 image, with what only the
-    figures need (CROSS_ATTENTION)."""
-    batch, _ = self.preprocess(image)
+  def model_outputs(self, batch: tf.Tensor) -> dict:
+    """The model's raw output dict for a `preprocess`ed batch, with what
+    only the figures need (CROSS_ATTENTION)."""
     return self._model(batch, training=False, figure_outputs=True)
 
   @tf.function(input_signature=[
@@ -195,7 +179,7 @@ class PanopticInference(tf.Module):
     batch, resized = self.preprocess(image)
     outputs = self._model(batch, training=False)
     predictions = post_processing.post_process(
-        outputs, self._options.evaluator_options, self._info)
+        outputs, self._options.evaluator_options, self._info, self._crop)
     panoptic = predictions[common.PRED_PANOPTIC][0, :resized[0],
                                                  :resized[1]]
     panoptic = preprocessing.resize_label(panoptic, original_size)
@@ -215,11 +199,9 @@ class PanopticInference(tf.Module):
     info = self._info
     return {
         'class_names': tf.constant(info.class_names),
-        'category_ids': tf.constant(
-            [0] + [c.dataset_id for c in info.categories], tf.int32),
+        'category_ids': tf.constant(info.dataset_ids, tf.int32),
         'is_thing': tf.constant(info.thing_mask),
-        'colors': tf.constant(
-            [(0, 0, 0)] + [c.color for c in info.categories], tf.uint8),
+        'colors': tf.constant(info.class_colors, tf.uint8),
         'label_divisor': tf.constant(info.label_divisor, tf.int32),
         'crop_size': tf.constant(self._crop, tf.int32),
     }

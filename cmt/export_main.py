@@ -8,7 +8,6 @@ name and renamed when complete; an existing --output_path is replaced only
 with --overwrite.
 """
 
-import argparse
 import os
 from typing import Optional, Sequence
 
@@ -19,9 +18,7 @@ from cmt import inference_flags
 
 @cli.command('cmt-export')
 def main(argv: Optional[Sequence[str]] = None) -> int:
-  parser = cli.ArgumentParser(
-      prog='cmt-export', description=__doc__,
-      formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = cli.ArgumentParser(prog='cmt-export', description=__doc__)
   inference_flags.add_model_flags(parser, required=True)
   parser.add_argument('--output_path', required=True,
                       help='SavedModel directory to write')

@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from cmt.data import dataset_info as dataset_info_lib
 from cmt.model import builder
+from cmt.trainer import checkpoints
 from cmt.trainer import deeplab2_checkpoint
 
 REPORT_NAME = 'mapping_report.txt'
@@ -55,8 +56,8 @@ def convert(options, checkpoint_path: str, output_dir: str,
   """Builds the model of `options`, fills it from the DeepLab2 checkpoint
   and writes it to `output_dir` (see the module docstring)."""
   _check_output_dir(output_dir, overwrite)  # before any work
-  resolved = deeplab2_checkpoint.resolve(checkpoint_path,
-                                         '--deeplab2_checkpoint')
+  resolved = checkpoints.resolve_checkpoint(checkpoint_path,
+                                            '--deeplab2_checkpoint')
   try:
     reader = tf.train.load_checkpoint(resolved)
   except (tf.errors.NotFoundError, tf.errors.DataLossError) as error:

@@ -9,7 +9,6 @@ temporary name and renamed when complete; an existing non-empty DIR is
 replaced only with --overwrite.
 """
 
-import argparse
 from typing import Optional, Sequence
 
 from cmt import cli
@@ -18,9 +17,7 @@ from cmt import inference_flags
 
 @cli.command('cmt-import-deeplab2')
 def main(argv: Optional[Sequence[str]] = None) -> int:
-  parser = cli.ArgumentParser(
-      prog='cmt-import-deeplab2', description=__doc__,
-      formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = cli.ArgumentParser(prog='cmt-import-deeplab2', description=__doc__)
   parser.add_argument('--deeplab2_checkpoint', required=True,
                       help='DeepLab2 checkpoint prefix, or a directory (its '
                       'latest checkpoint)')

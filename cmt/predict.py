@@ -21,7 +21,6 @@ already are replaced only with --overwrite. Each file is written under a
 temporary name and renamed when complete.
 """
 
-import argparse
 import dataclasses
 import glob
 import json
@@ -36,6 +35,7 @@ import tqdm
 from cmt import atomic_files
 from cmt import cli
 from cmt import inference_flags
+from cmt.evaluation import coco_panoptic_format
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.tif', '.tiff',
                     '.webp')
@@ -132,11 +132,12 @@ def output_name(path: str) -> str:
 
 def output_paths(output_dir: str, paths: Sequence[str]) -> list[str]:
   """Every file `predict_files` writes for `paths`."""
-  outputs = [os.path.join(output_dir, 'panoptic.json')]
+  outputs = [os.path.join(output_dir, coco_panoptic_format.PANOPTIC_JSON)]
   for path in paths:
     name = output_name(path)
     outputs += [os.path.join(output_dir, 'overlay', name + '.png'),
-                os.path.join(output_dir, 'panoptic', name + '.png'),
+                os.path.join(output_dir, coco_panoptic_format.PNG_FOLDER,
+                             name + '.png'),
                 os.path.join(output_dir, 'segments', name + '.json')]
   return outputs
 
@@ -195,17 +196,16 @@ def predict_files(predictor: Predictor, paths: Sequence[str],
                   output_dir: str, progress: bool = True) -> list[str]:
   """Writes the outputs of the module docstring; returns the errors (one
   line per file that failed)."""
-  from cmt.evaluation import coco_panoptic_format  # pylint: disable=g-import-not-at-top
   from cmt.vis import drawing  # pylint: disable=g-import-not-at-top
   info = predictor.dataset_info
-  class_colors = np.array([(0, 0, 0)] + [c.color for c in info.categories],
-                          np.uint8)
+  class_colors = np.array(info.class_colors, np.uint8)
   folders = {name: os.path.join(output_dir, name)
-             for name in ('overlay', 'panoptic', 'segments')}
+             for name in ('overlay', 'segments')}
   for folder in folders.values():
     os.makedirs(folder, exist_ok=True)
   writer = coco_panoptic_format.CocoPanopticWriter(
-      os.path.join(output_dir, 'panoptic.json'), folders['panoptic'], info)
+      os.path.join(output_dir, coco_panoptic_format.PANOPTIC_JSON),
+      os.path.join(output_dir, coco_panoptic_format.PNG_FOLDER), info)
   errors = []
   for path in tqdm.tqdm(paths, desc='cmt-predict', unit='image',
                         disable=not progress, file=sys.stderr):
@@ -240,9 +240,7 @@ def predict_files(predictor: Predictor, paths: Sequence[str],
 @cli.command('cmt-predict')
 def main(argv: Optional[Sequence[str]] = None) -> int:
   os.environ.setdefault('CUDA_VISIBLE_DEVICES', '')  # runs on CPU
-  parser = cli.ArgumentParser(
-      prog='cmt-predict', description=__doc__,
-      formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = cli.ArgumentParser(prog='cmt-predict', description=__doc__)
   parser.add_argument('--model', help='SavedModel written by cmt-export')
   inference_flags.add_model_flags(parser, required=False)
   parser.add_argument('--input', required=True, help='IMAGE, DIR or GLOB')

@@ -19,7 +19,6 @@ segment; when none is kept (an untrained model), the centers with the
 highest class confidence stand in.
 """
 
-import argparse
 import os
 from typing import Optional, Sequence
 
@@ -148,9 +147,9 @@ def visualize(inference, image: np.ndarray, output_dir: str,
   info = inference.dataset_info
   batch, resized = inference.preprocess(tf.constant(image, tf.uint8))
   crop = batch.shape[1:3]
-  outputs = inference.model_outputs(tf.constant(image, tf.uint8))
+  outputs = inference.model_outputs(batch)
   predictions = post_processing.post_process(
-      outputs, inference.evaluator_options, info)
+      outputs, inference.evaluator_options, info, crop)
   valid = resized.numpy().tolist()
   shown = batch[0, :valid[0], :valid[1]].numpy().round().astype(np.uint8)
   labels = predictions[common.PRED_SEGMENT_LABELS][0].numpy()
@@ -168,9 +167,8 @@ def visualize(inference, image: np.ndarray, output_dir: str,
                       else final_points[0].numpy())
   panoptic = predictions[common.PRED_PANOPTIC][0, :valid[0],
                                                 :valid[1]].numpy()
-  class_colors = np.array([(0, 0, 0)] + [c.color for c in info.categories],
-                          np.uint8)
-  overlay = drawing.panoptic_overlay(shown, panoptic, class_colors,
+  overlay = drawing.panoptic_overlay(shown, panoptic,
+                                     np.array(info.class_colors, np.uint8),
                                      info.class_names, info.label_divisor)
   os.makedirs(output_dir, exist_ok=True)
   fig5 = figure5(shown, layer_logits, layer_points, overlay, kept, crop)
@@ -195,9 +193,7 @@ def figure_paths(output_dir: str, name: str) -> list[str]:
 
 @cli.command('cmt-visualize')
 def main(argv: Optional[Sequence[str]] = None) -> int:
-  parser = cli.ArgumentParser(
-      prog='cmt-visualize', description=__doc__,
-      formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = cli.ArgumentParser(prog='cmt-visualize', description=__doc__)
   inference_flags.add_model_flags(parser, required=True)
   parser.add_argument('--input', required=True, help='one image file')
   parser.add_argument('--output_dir', required=True)

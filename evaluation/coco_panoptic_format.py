@@ -23,6 +23,12 @@ from cmt import atomic_files
 from cmt.data import dataset_info as dataset_info_lib
 from cmt.data import panoptic_label
 
+# The names of a prediction folder's files (`save_predictions`, `cmt-predict`):
+# <folder>/panoptic.json and <folder>/panoptic/<image_name>.png.
+PANOPTIC_JSON = 'panoptic.json'
+PNG_FOLDER = 'panoptic'
+
+
 def read_segment_ids(path: str) -> np.ndarray:
   """Reads a panoptic PNG as [H, W] segment ids; ValueError naming `path`."""
   try:
@@ -115,9 +121,7 @@ class CocoPanopticWriter:
       raise ValueError(f'{image_name}: panoptic labels must be semantic * '
                        f'{info.label_divisor} + instance with semantic in '
                        f'0..{info.num_classes}')
-    # Contiguous class -> the dataset's category id, void stays 0.
-    category_of_class = np.array(
-        [0] + [c.dataset_id for c in info.categories], np.int64)
+    category_of_class = np.array(info.dataset_ids, np.int64)
     ids = np.where(semantic == 0, 0,
                    category_of_class[semantic] * info.label_divisor + instance)
     values, areas, boxes = segments_of_ids(ids)

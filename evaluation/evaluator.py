@@ -8,7 +8,7 @@
 
 As COCO's tools do, predictions are compared with the ground truth at the
 image's ORIGINAL size, as stored: the caller resizes each prediction back
-to it first (`cmt.trainer.evaluator`, with `preprocessing.resize_label`,
+to it first (`cmt.trainer.eval_loop`, with `preprocessing.resize_label`,
 the SavedModel's convention). With `evaluator_options.save_predictions`
 every prediction is also written in COCO panoptic format under
 `output_dir`: `output_dir/panoptic/<image_name>.png` and
@@ -29,8 +29,6 @@ from cmt.evaluation import panoptic_quality
 from cmt.evaluation import semantic_iou
 from cmt.protos import evaluator_pb2
 
-PREDICTIONS_JSON = 'panoptic.json'
-PREDICTIONS_FOLDER = 'panoptic'
 
 
 class PanopticEvaluator:
@@ -56,8 +54,9 @@ class PanopticEvaluator:
     self.writer = None
     if evaluator_options.save_predictions:
       self.writer = coco_panoptic_format.CocoPanopticWriter(
-          os.path.join(output_dir, PREDICTIONS_JSON),
-          os.path.join(output_dir, PREDICTIONS_FOLDER), dataset_info)
+          os.path.join(output_dir, coco_panoptic_format.PANOPTIC_JSON),
+          os.path.join(output_dir, coco_panoptic_format.PNG_FOLDER),
+          dataset_info)
 
   def reset(self):
     self.panoptic_quality.reset()

@@ -277,9 +277,7 @@ def _parse_tables(value: str) -> tuple[str, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-  parser = cli.ArgumentParser(
-      prog='cmt-paper-tables', description=__doc__,
-      formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = cli.ArgumentParser(prog='cmt-paper-tables', description=__doc__)
   parser.add_argument('--params', action='store_true',
                       help='build every row\'s model and count its '
                       'parameters (slow: minutes)')

@@ -2,9 +2,9 @@
 
 The generated modules are committed so that `pip install` needs no protoc;
 `tests/protos/test_generated_in_sync.py` proves they match the sources.
-Run after editing a `.proto` (needs the `dev` extra for grpcio-tools):
+Run after editing a `.proto` (needs grpcio-tools, in the `test` extra):
 
-    python -m cmt.protos.build_protos
+    make protos        # or: python -m cmt.protos.build_protos
 """
 
 import pathlib

@@ -23,9 +23,9 @@ import pytest
 from cmt import cli
 from cmt.data import synthetic
 from tests.conftest import REPO_ROOT
+from tests.conftest import TINY_CONFIG
 
 DEMO_CONFIG = REPO_ROOT / 'configs' / 'demo' / 'cmt_deeplab_synthetic_cpu.textproto'
-TINY_CONFIG = REPO_ROOT / 'tests' / 'export' / 'tiny_cmt.textproto'
 SCRIPTS = ('cmt-config', 'cmt-synthetic-data', 'cmt-build-data', 'cmt-train',
            'cmt-evaluate', 'cmt-export', 'cmt-predict', 'cmt-visualize',
            'cmt-paper-tables', 'cmt-import-deeplab2')
@@ -354,85 +354,6 @@ def test_every_console_script_is_in_the_table(repo_root):
   assert declared <= covered, declared - covered
   assert set(SCRIPTS) <= covered
   assert {c.script for c in CASES if c.subprocess} == set(SCRIPTS)
-
-
-def test_debug_variable_shows_the_traceback(files):
-  script = pathlib.Path(sys.executable).parent / 'cmt-config'
-  env = dict(os.environ, **{cli.DEBUG_ENV: '1'})
-  result = subprocess.run([str(script), 'validate', str(files['typo'])],
-                          capture_output=True, text=True, env=env, check=False)
-  assert result.returncode == 1
-  assert 'Traceback (most recent call last)' in result.stderr
-  assert 'base_learning_rat' in result.stderr
-
-
-def test_a_bug_is_one_line_that_says_so(capsys, monkeypatch):
-  monkeypatch.delenv(cli.DEBUG_ENV, raising=False)
-
-  @cli.command('cmt-demo-bug')
-  def main(argv=None):
-    del argv
-    return {}['missing']
-
-  assert main([]) == cli.EXIT_ERROR
-  err = capsys.readouterr().err
-  assert err.count('\n') == 1 and 'Traceback' not in err
-  assert 'internal error (KeyError' in err and cli.DEBUG_ENV in err
-
-
-def test_tensorflow_error_is_its_first_line(monkeypatch):
-  class OpError(Exception):
-    def __init__(self, message):
-      super().__init__(message)
-      self.message = message
-  OpError.__module__ = 'tensorflow.python.framework.errors_impl'
-  line = cli.error_line('cmt-x', OpError('bad shape [3]\n\t [[{{node a}}]]\n'
-                                         + 'x' * 5000))
-  assert line == 'cmt-x: error: bad shape [3]'
-
-
-def test_help_is_fast_and_imports_no_tensorflow():
-  """Issue 14 defect 11: --help of every script without TensorFlow."""
-  modules = {'cmt-config': 'cmt.config_tool',
-             'cmt-synthetic-data': 'cmt.data.synthetic',
-             'cmt-build-data': 'cmt.data.build_data',
-             'cmt-train': 'cmt.trainer.train_main',
-             'cmt-evaluate': 'cmt.evaluation.evaluate_main',
-             'cmt-export': 'cmt.export_main', 'cmt-predict': 'cmt.predict',
-             'cmt-visualize': 'cmt.visualize',
-             'cmt-paper-tables': 'cmt.evaluation.paper_tables',
-             'cmt-import-deeplab2': 'cmt.import_deeplab2_main'}
-  code = ('import importlib, io, contextlib, sys\n'
-          f'for name in {sorted(modules.values())!r}:\n'
-          '  out = io.StringIO()\n'
-          '  with contextlib.redirect_stdout(out):\n'
-          '    status = importlib.import_module(name).main(["--help"])\n'
-          '  assert status == 0 and "usage:" in out.getvalue(), name\n'
-          'print(sorted(m for m in sys.modules if m.split(".")[0] in '
-          '("tensorflow", "tf_keras", "orbit")))\n')
-  result = subprocess.run([sys.executable, '-c', code], capture_output=True,
-                          text=True, check=True, cwd=REPO_ROOT)
-  assert result.stdout.strip() == '[]', result.stdout
-
-
-def test_tensorflow_logging_is_quiet_unless_debugging(monkeypatch):
-  monkeypatch.delenv('TF_CPP_MIN_LOG_LEVEL', raising=False)
-  monkeypatch.delenv(cli.DEBUG_ENV, raising=False)
-  cli.quiet_tensorflow()
-  assert os.environ['TF_CPP_MIN_LOG_LEVEL'] == '3'
-  monkeypatch.setenv('TF_CPP_MIN_LOG_LEVEL', '0')
-  cli.quiet_tensorflow()  # the user's own setting wins
-  assert os.environ['TF_CPP_MIN_LOG_LEVEL'] == '0'
-
-
-def test_cmt_train_help_flags(capsys):
-  """Issue 14 defect 3: -h, --help, --helpshort, --helpfull all help."""
-  from cmt.trainer import train_main  # pylint: disable=g-import-not-at-top
-  for flag in ('-h', '--help', '--helpshort', '--helpfull'):
-    assert train_main.main([flag]) == 0
-    out = capsys.readouterr()
-    assert '--config_file' in out.out and '--model_dir' in out.out
-    assert 'Unknown' not in out.err and not out.err
 
 
 def test_evaluate_output_json_is_written_when_complete(files, tmp_path):

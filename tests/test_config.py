@@ -141,12 +141,17 @@ def test_overrides_scalars_enums_bools_strings_and_lists(tmp_path):
     ('experiment_name.x=1', 'not a message'),
 ])
 def test_bad_overrides_name_the_path_or_value(tmp_path, override, fragment):
+  message = _error_of_override(tmp_path, override)
+  assert fragment in message and override in message
+
+
+def _error_of_override(tmp_path, override: str) -> str:
+  """The ConfigError message of MINIMAL with `override`."""
   path = write(tmp_path, MINIMAL)
   with pytest.raises(config.ConfigError) as error:
     config.load_config(path, params={'NAME': 'a', 'TRAIN_SET': 'b'},
                        overrides=[override])
-  assert fragment in str(error.value)
-  assert override in str(error.value)
+  return str(error.value)
 
 
 @pytest.mark.parametrize('override, fragment', [
@@ -163,12 +168,8 @@ def test_bad_overrides_name_the_path_or_value(tmp_path, override, fragment):
      'divisible by num_heads (7)'),
 ])
 def test_cross_field_checks_name_the_field(tmp_path, override, fragment):
-  path = write(tmp_path, MINIMAL)
-  with pytest.raises(config.ConfigError) as error:
-    config.load_config(path, params={'NAME': 'a', 'TRAIN_SET': 'b'},
-                       overrides=[override])
-  assert fragment in str(error.value)
-  assert path in str(error.value)
+  message = _error_of_override(tmp_path, override)
+  assert fragment in message and str(tmp_path / 'exp.textproto') in message
 
 
 def test_parse_params():

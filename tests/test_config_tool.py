@@ -54,11 +54,23 @@ def test_print_resolves_params_and_overrides(tmp_path, capsys):
   assert 'output_stride: 32' in out
 
 
-def test_print_error_exits_nonzero(tmp_path, capsys):
+def _error_of(tmp_path, capsys, text: str, subcommand: str) -> str:
+  """stderr of `cmt-config SUBCOMMAND` on a config of `text`, which fails."""
   path = tmp_path / 'exp.textproto'
-  path.write_text('experiment_name: "${NAME}"\n')
-  assert config_tool.main(['print', str(path)]) == 1
-  assert '${NAME}' in capsys.readouterr().err
+  path.write_text(text)
+  assert config_tool.main([subcommand, str(path)]) == 1
+  return capsys.readouterr().err
+
+
+def test_print_error_exits_nonzero(tmp_path, capsys):
+  assert '${NAME}' in _error_of(tmp_path, capsys,
+                                'experiment_name: "${NAME}"\n', 'print')
+
+
+def test_params_reports_a_bad_config(tmp_path, capsys):
+  assert 'output_stride' in _error_of(
+      tmp_path, capsys, 'model_options { backbone { output_stride: 8 } }\n',
+      'params')
 
 
 def test_every_repository_config_validates(capsys):

@@ -97,12 +97,7 @@ def warm_start(model: tf_keras.Model, checkpoint_path: str,
   the path is not a checkpoint or nothing in it fits the model.
   """
   field = 'model_options.initial_checkpoint'
-  resolved = checkpoint_path
-  if tf.io.gfile.isdir(checkpoint_path):
-    resolved = tf.train.latest_checkpoint(checkpoint_path)
-    if resolved is None:
-      raise ValueError(f'{field} = {checkpoint_path!r}: no checkpoint in this '
-                       'directory')
+  resolved = resolve_checkpoint(checkpoint_path, field)
   try:
     reader = tf.train.load_checkpoint(resolved)
   except (tf.errors.NotFoundError, tf.errors.DataLossError, ValueError) as e:
@@ -131,6 +126,18 @@ def warm_start(model: tf_keras.Model, checkpoint_path: str,
   in_scope = None
   if scope == model_pb2.ModelOptions.BACKBONE:
     in_scope = {id(v) for v in pretrained_variables}
+  report = _restore_matching(pairs, reader, in_scope)
+  _log_report(report, resolved, scope)
+  if not report.restored:
+    raise ValueError(f'{field} = {checkpoint_path!r}: no variable of the '
+                     'model could be restored from it')
+  return report
+
+
+def _restore_matching(pairs, reader, in_scope: Optional[set]
+                      ) -> WarmStartReport:
+  """Assigns each (path, variable, checkpoint key) whose variable is in
+  scope (ids; None: all) and whose saved shape matches."""
   shapes = reader.get_variable_to_shape_map()
   report = WarmStartReport([], [], [], 0)
   for path, variable, key in pairs:
@@ -146,7 +153,10 @@ def warm_start(model: tf_keras.Model, checkpoint_path: str,
       continue
     variable.assign(tf.cast(reader.get_tensor(key), variable.dtype))
     report.restored.append(path)
+  return report
 
+
+def _log_report(report: WarmStartReport, resolved: str, scope: int):
   for path, live_shape, ckpt_shape in report.shape_mismatch:
     logging.warning('initial_checkpoint: skipped %s (model %s, checkpoint %s)',
                     path, live_shape, ckpt_shape)
@@ -157,10 +167,6 @@ def warm_start(model: tf_keras.Model, checkpoint_path: str,
                resolved, model_pb2.ModelOptions.RestoreScope.Name(scope),
                len(report.restored), len(report.shape_mismatch),
                len(report.missing), report.out_of_scope)
-  if not report.restored:
-    raise ValueError(f'{field} = {checkpoint_path!r}: no variable of the '
-                     'model could be restored from it')
-  return report
 
 
 def build_checkpoint_manager(checkpoint: tf.train.Checkpoint, directory: str,
@@ -177,6 +183,22 @@ def build_checkpoint_manager(checkpoint: tf.train.Checkpoint, directory: str,
       checkpoint, directory=directory, max_to_keep=max_to_keep,
       step_counter=step_counter, checkpoint_interval=interval,
       init_fn=init_fn)
+
+
+def resolve_checkpoint(path: str, field: str) -> str:
+  """A checkpoint prefix; a directory means its latest checkpoint.
+  ValueError naming `field` (the flag or config field) otherwise."""
+  if not path:
+    raise ValueError(f'{field} is empty')
+  if tf.io.gfile.isdir(path):
+    latest = tf.train.latest_checkpoint(path)
+    if latest is None:
+      raise ValueError(f'{field}={path}: no checkpoint in this directory')
+    return latest
+  if not tf.io.gfile.exists(path + '.index'):
+    raise ValueError(f'{field}={path}: not a checkpoint ({path}.index does '
+                     'not exist)')
+  return path
 
 
 def latest_step(directory: str) -> Optional[int]:

@@ -44,19 +44,6 @@ class Layout(enum.Enum):
   MODEL_GARDEN = 'DeepLab2 backbone checkpoint, TF Model Garden form'
 
 
-def resolve(path: str, field: str) -> str:
-  """A checkpoint prefix; a directory means its latest checkpoint."""
-  if tf.io.gfile.isdir(path):
-    latest = tf.train.latest_checkpoint(path)
-    if latest is None:
-      raise ValueError(f'{field}={path}: no checkpoint in this directory')
-    return latest
-  if not tf.io.gfile.exists(path + '.index'):
-    raise ValueError(f'{field}={path}: not a checkpoint ({path}.index does '
-                     'not exist)')
-  return path
-
-
 def variable_names(reader) -> List[str]:
   """Names of the saved variables (optimizer slots and the object graph
   left out), without DeepLab2's `/.ATTRIBUTES/VARIABLE_VALUE`."""

@@ -24,32 +24,23 @@ from official.modeling.optimization import lr_schedule
 import tensorflow as tf
 import tf_keras
 
+from cmt import config_checks
 from cmt.protos import trainer_pb2
 
 Solver = trainer_pb2.SolverOptions
 
 
-def _field_error(field: str, value, reason: str) -> ValueError:
-  return ValueError(f'trainer_options.solver_options.{field} = {value!r}: '
-                    f'{reason}')
+def _check_solver(solver: Solver):
+  """ValueError naming every bad field (the checks of `cmt.config_checks`)."""
+  problems = config_checks.solver_problems(solver)
+  if problems:
+    raise ValueError('; '.join(problems))
 
 
 def build_learning_rate_schedule(
     solver: Solver) -> tf_keras.optimizers.schedules.LearningRateSchedule:
   """The poly schedule with linear warm-up of the module docstring."""
-  if solver.base_learning_rate <= 0:
-    raise _field_error('base_learning_rate', solver.base_learning_rate,
-                       'must be > 0')
-  if solver.poly_end_learning_rate < 0:
-    raise _field_error('poly_end_learning_rate', solver.poly_end_learning_rate,
-                       'must be >= 0')
-  if solver.poly_learning_power <= 0:
-    raise _field_error('poly_learning_power', solver.poly_learning_power,
-                       'must be > 0')
-  if solver.warmup_steps >= solver.training_number_of_steps:
-    raise _field_error('warmup_steps', solver.warmup_steps,
-                       'must be smaller than training_number_of_steps '
-                       f'({solver.training_number_of_steps})')
+  _check_solver(solver)
   poly = tf_keras.optimizers.schedules.PolynomialDecay(
       initial_learning_rate=solver.base_learning_rate,
       decay_steps=solver.training_number_of_steps,
@@ -140,15 +131,7 @@ def build_optimizer(solver: Solver,
     loss_scaling: wrap in a LossScaleOptimizer; default: when `precision`
       is MIXED_FLOAT16.
   """
-  if solver.backbone_learning_rate_multiplier < 0:
-    raise _field_error('backbone_learning_rate_multiplier',
-                       solver.backbone_learning_rate_multiplier, 'must be >= 0')
-  if solver.weight_decay < 0:
-    raise _field_error('weight_decay', solver.weight_decay, 'must be >= 0')
-  if solver.gradient_clip_norm < 0:
-    raise _field_error('gradient_clip_norm', solver.gradient_clip_norm,
-                       'must be >= 0 (0 = off)')
-  schedule = build_learning_rate_schedule(solver)
+  schedule = build_learning_rate_schedule(solver)  # checks `solver`
   common = dict(learning_rate=schedule, jit_compile=jit_compile,
                 lr_multiplied_variables=backbone_variables,
                 lr_multiplier=solver.backbone_learning_rate_multiplier)
@@ -160,9 +143,10 @@ def build_optimizer(solver: Solver,
         **common)
   elif solver.optimizer == Solver.SGD:
     optimizer = _SGDPerVariable(momentum=solver.sgd_momentum, **common)
-  else:
-    raise _field_error('optimizer', Solver.Optimizer.Name(solver.optimizer),
-                       'choose ADAM, ADAMW or SGD')
+  else:  # An enum value without an implementation here.
+    raise ValueError('trainer_options.solver_options.optimizer = '
+                     f'{Solver.Optimizer.Name(solver.optimizer)}: not '
+                     'implemented')
   if loss_scaling is None:
     loss_scaling = solver.precision == Solver.MIXED_FLOAT16
   if loss_scaling:
@@ -191,10 +175,7 @@ PRECISION_POLICIES = {
 
 def precision_policy_name(solver: Solver) -> str:
   """The Keras dtype policy of `precision` (compute dtype, float32 vars)."""
-  if solver.precision not in PRECISION_POLICIES:
-    raise _field_error('precision', Solver.Precision.Name(solver.precision),
-                       'choose FLOAT32, MIXED_BFLOAT16 (TPU) or MIXED_FLOAT16 '
-                       '(GPU)')
+  _check_solver(solver)
   return PRECISION_POLICIES[solver.precision]
 
 

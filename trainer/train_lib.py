@@ -21,12 +21,10 @@ from cmt import config_checks
 from cmt.protos import config_pb2
 from cmt.protos import model_pb2
 from cmt.trainer import checkpoints
-from cmt.trainer import evaluator as evaluator_lib
+from cmt.trainer import eval_loop
 from cmt.trainer import optimizer as optimizer_lib
 from cmt.trainer import strategy as strategy_lib
 from cmt.trainer import trainer as trainer_lib
-
-MODES = ('train', 'eval', 'train_and_eval', 'continuous_eval')
 
 
 @dataclasses.dataclass
@@ -55,9 +53,10 @@ def default_builders() -> Builders:
   from cmt.model import builder
   from cmt.model.loss import builder as loss_builder
 
-  def post_process(outputs, evaluator_options, info):
+  def post_process(outputs, evaluator_options, info, crop_size):
     from cmt.model import post_processing
-    return post_processing.post_process(outputs, evaluator_options, info)
+    return post_processing.post_process(outputs, evaluator_options, info,
+                                        crop_size)
 
   def make_panoptic_evaluator(info, evaluator_options, output_dir):
     from cmt.evaluation import evaluator
@@ -131,7 +130,7 @@ class Run:
   optimizer: object
   controller: orbit.Controller
   trainer: Optional[trainer_lib.CMTTrainer]
-  evaluator: Optional[evaluator_lib.CMTEvaluator]
+  evaluator: Optional[eval_loop.CMTEvaluator]
   checkpoint_manager: tf.train.CheckpointManager
 
 
@@ -143,94 +142,36 @@ def build_run(mode: str, options: config_pb2.ExperimentOptions,
 
   Call inside `precision_policy(solver)`.
   """
-  if mode not in MODES:
-    raise ValueError(f'--mode={mode!r}: choose one of {", ".join(MODES)}')
+  if mode not in config_checks.MODES:
+    raise ValueError(f'--mode={mode!r}: choose one of '
+                     f'{", ".join(config_checks.MODES)}')
   builders = builders or default_builders()
   # Every check of the config, before anything is built (cmt.config_checks).
   config_lib.require_runnable(options, config_checks.MODE_PURPOSES[mode],
                               config_file)
   trains = mode in ('train', 'train_and_eval')
-  evaluates = mode != 'train'
-  solver = options.trainer_options.solver_options
-  trainer_options = options.trainer_options
   dataset_options = (options.train_dataset_options if trains
                      else options.eval_dataset_options)
   dataset_info = builders.get_dataset_info(dataset_options)
   jit_compile = use_jit_compile(options, strategy)
-  tpu = strategy_lib.is_tpu_strategy(strategy)
-
-  with strategy.scope():
-    model = builders.build_model(options, dataset_info)
-    # One call creates every variable (before checkpoints are restored).
-    model(tf.zeros([1, *dataset_options.crop_size, 3]), training=False)
-    optimizer = optimizer_lib.build_optimizer(
-        solver, builders.pretrained_variables(model),
-        jit_compile=jit_compile and not tpu)
-    optimizer.build(model.trainable_variables)
-
-  trainer = None
-  train_actions = []
-  train_iterator = None
+  model, optimizer = _build_model_and_optimizer(
+      options, dataset_options, dataset_info, builders, strategy, jit_compile)
+  trainer, train_actions, train_iterator = None, [], None
   if trains:
-    train_data = strategy.distribute_datasets_from_function(
-        lambda context: builders.build_dataset(
-            options.train_dataset_options, dataset_info, is_training=True,
-            input_context=context).map(trainer_lib.numeric_features))
-    loss_fn = builders.build_loss(options, dataset_info)
-    trainer = trainer_lib.CMTTrainer(options, strategy, model, loss_fn,
-                                     optimizer, train_data, jit_compile)
-    train_actions.append(trainer_lib.ProgressLine(
-        trainer, solver.training_number_of_steps,
-        options.train_dataset_options.batch_size, print_fn))
-    if options.train_dataset_options.seed and not tpu:
-      train_iterator = trainer.make_train_iterator()
-  with strategy.scope():
-    checkpoint = checkpoints.build_checkpoint(model, optimizer, train_iterator)
-
-  init_fn = None
-  if options.model_options.initial_checkpoint:
-    def from_deeplab2(reader, resolved):
-      from cmt.trainer import deeplab2_checkpoint  # pylint: disable=g-import-not-at-top
-      return deeplab2_checkpoint.warm_start(
-          model, reader, resolved, options, dataset_info,
-          backbone_only=(options.model_options.restore_scope ==
-                         model_pb2.ModelOptions.BACKBONE))
-
-    def init_fn():
-      checkpoints.warm_start(
-          model, options.model_options.initial_checkpoint,
-          options.model_options.restore_scope,
-          builders.pretrained_variables(model), foreign=from_deeplab2)
+    trainer, train_actions, train_iterator = _build_trainer(
+        options, dataset_info, builders, strategy, model, optimizer,
+        jit_compile, print_fn)
   work_dir = _worker_dir(model_dir, strategy)
-  if trains and _is_chief(strategy):
-    checkpoints.remove_unfinished_saves(work_dir)
-  manager = checkpoints.build_checkpoint_manager(
-      checkpoint, work_dir, optimizer.iterations,
-      trainer_options.save_checkpoints_steps,
-      trainer_options.num_checkpoints_to_keep, init_fn=init_fn)
-
+  manager = _build_checkpoint_manager(options, dataset_info, builders,
+                                      strategy, model, optimizer,
+                                      train_iterator, work_dir, trains)
   evaluator = None
-  if evaluates:
-    eval_info = builders.get_dataset_info(options.eval_dataset_options)
-    eval_data = strategy.distribute_datasets_from_function(
-        lambda context: builders.build_eval_dataset(
-            options.eval_dataset_options, eval_info,
-            input_context=_whole_dataset_context(context)))
-    predictions_dir = None
-    if options.evaluator_options.save_predictions:
-      predictions_dir = os.path.join(work_dir, 'eval',
-                                     evaluator_lib.PREDICTIONS_FOLDER)
-    evaluator = evaluator_lib.CMTEvaluator(
-        options, strategy, model, eval_data,
-        lambda: builders.host_examples(options.eval_dataset_options,
-                                       eval_info),
-        eval_info, builders.post_process,
-        builders.make_panoptic_evaluator(eval_info, options.evaluator_options,
-                                         predictions_dir),
-        work_dir, optimizer.iterations, jit_compile=jit_compile,
-        config_file=config_file)
-
+  if mode != 'train':
+    evaluator = _build_evaluator(options, builders, strategy, model,
+                                 optimizer, work_dir, jit_compile,
+                                 config_file)
   should_summarize = getattr(strategy.extended, 'should_save_summary', True)
+  trainer_options = options.trainer_options
   controller = orbit.Controller(
       global_step=optimizer.iterations, trainer=trainer, evaluator=evaluator,
       strategy=strategy, train_actions=train_actions,
@@ -243,6 +184,97 @@ def build_run(mode: str, options: config_pb2.ExperimentOptions,
       eval_summary_dir=(os.path.join(model_dir, 'eval')
                         if should_summarize else None))
   return Run(model, optimizer, controller, trainer, evaluator, manager)
+
+
+def _build_model_and_optimizer(options, dataset_options, dataset_info,
+                               builders: Builders, strategy, jit_compile):
+  """The model with every variable created, and its optimiser."""
+  tpu = strategy_lib.is_tpu_strategy(strategy)
+  with strategy.scope():
+    model = builders.build_model(options, dataset_info)
+    # One call creates every variable (before checkpoints are restored).
+    model(tf.zeros([1, *dataset_options.crop_size, 3]), training=False)
+    optimizer = optimizer_lib.build_optimizer(
+        options.trainer_options.solver_options,
+        builders.pretrained_variables(model),
+        jit_compile=jit_compile and not tpu)
+    optimizer.build(model.trainable_variables)
+  return model, optimizer
+
+
+def _build_trainer(options, dataset_info, builders: Builders, strategy,
+                   model, optimizer, jit_compile, print_fn):
+  """(trainer, its progress action, the input iterator to checkpoint or
+  None): the iterator is saved when the input is seeded, except on TPU."""
+  train_data = strategy.distribute_datasets_from_function(
+      lambda context: builders.build_dataset(
+          options.train_dataset_options, dataset_info, is_training=True,
+          input_context=context).map(trainer_lib.numeric_features))
+  loss_fn = builders.build_loss(options, dataset_info)
+  trainer = trainer_lib.CMTTrainer(options, strategy, model, loss_fn,
+                                   optimizer, train_data, jit_compile)
+  progress = trainer_lib.ProgressLine(
+      trainer, options.trainer_options.solver_options.training_number_of_steps,
+      options.train_dataset_options.batch_size, print_fn)
+  train_iterator = None
+  if options.train_dataset_options.seed and not (
+      strategy_lib.is_tpu_strategy(strategy)):
+    train_iterator = trainer.make_train_iterator()
+  return trainer, [progress], train_iterator
+
+
+def _build_checkpoint_manager(options, dataset_info, builders: Builders,
+                              strategy, model, optimizer, train_iterator,
+                              work_dir: str, trains: bool):
+  """The manager of `work_dir`'s checkpoints; without one yet, it warm
+  starts from `model_options.initial_checkpoint` (ours or DeepLab2's)."""
+  with strategy.scope():
+    checkpoint = checkpoints.build_checkpoint(model, optimizer, train_iterator)
+  init_fn = None
+  model_options = options.model_options
+  if model_options.initial_checkpoint:
+    def from_deeplab2(reader, resolved):
+      from cmt.trainer import deeplab2_checkpoint  # pylint: disable=g-import-not-at-top
+      return deeplab2_checkpoint.warm_start(
+          model, reader, resolved, options, dataset_info,
+          backbone_only=(model_options.restore_scope ==
+                         model_pb2.ModelOptions.BACKBONE))
+
+    def init_fn():
+      checkpoints.warm_start(
+          model, model_options.initial_checkpoint,
+          model_options.restore_scope,
+          builders.pretrained_variables(model), foreign=from_deeplab2)
+  if trains and _is_chief(strategy):
+    checkpoints.remove_unfinished_saves(work_dir)
+  trainer_options = options.trainer_options
+  return checkpoints.build_checkpoint_manager(
+      checkpoint, work_dir, optimizer.iterations,
+      trainer_options.save_checkpoints_steps,
+      trainer_options.num_checkpoints_to_keep, init_fn=init_fn)
+
+
+def _build_evaluator(options, builders: Builders, strategy, model, optimizer,
+                     work_dir: str, jit_compile, config_file: str
+                     ) -> eval_loop.CMTEvaluator:
+  """The eval loop over the whole evaluation set, on every worker."""
+  eval_info = builders.get_dataset_info(options.eval_dataset_options)
+  eval_data = strategy.distribute_datasets_from_function(
+      lambda context: builders.build_eval_dataset(
+          options.eval_dataset_options, eval_info,
+          input_context=_whole_dataset_context(context)))
+  predictions_dir = None
+  if options.evaluator_options.save_predictions:
+    predictions_dir = os.path.join(work_dir, 'eval',
+                                   eval_loop.PREDICTIONS_FOLDER)
+  return eval_loop.CMTEvaluator(
+      options, strategy, model, eval_data,
+      lambda: builders.host_examples(options.eval_dataset_options, eval_info),
+      eval_info, builders.post_process,
+      builders.make_panoptic_evaluator(eval_info, options.evaluator_options,
+                                       predictions_dir),
+      work_dir, optimizer.iterations, jit_compile=jit_compile,
+      config_file=config_file)
 
 
 def _evaluate_continuously(run: Run, model_dir: str, eval_steps: int,

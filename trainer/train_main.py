@@ -17,19 +17,16 @@ from cmt import cli
 from cmt import config as config_lib
 from cmt import config_checks
 
-MODES = ('train', 'eval', 'train_and_eval', 'continuous_eval')
-
 
 def build_parser() -> argparse.ArgumentParser:
-  parser = cli.ArgumentParser(
-      prog='cmt-train', description=__doc__,
-      formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = cli.ArgumentParser(prog='cmt-train', description=__doc__)
   # absl's help flags, which DeepLab2 users type, show the same help.
   parser.add_argument('--helpshort', '--helpfull', action='help',
                       help=argparse.SUPPRESS)
   parser.add_argument('--config_file', required=True,
                       help='experiment textproto')
-  parser.add_argument('--mode', default='train', choices=MODES,
+  parser.add_argument('--mode', default='train',
+                      choices=config_checks.MODES,
                       help='what to run (default: %(default)s)')
   parser.add_argument('--model_dir', required=True,
                       help='checkpoints, TensorBoard events (train/, eval/) '

@@ -22,15 +22,15 @@ import tensorflow as tf
 import tf_keras
 
 from cmt import common
+from cmt.model.loss import builder as loss_builder
 from cmt.protos import config_pb2
 from cmt.trainer import optimizer as optimizer_lib
 
 L2_REGULARIZATION = 'l2_regularization'
-# Every loss the trainer may report, in a fixed order (non-finite flags).
-LOSS_NAMES = (common.LOSS_PQ_STYLE, common.LOSS_MASK_ID,
-              common.LOSS_INSTANCE_DISCRIMINATION, common.LOSS_SEMANTIC,
-              common.LOSS_MASK_APPROXIMATION, common.LOSS_TOTAL,
-              L2_REGULARIZATION)
+# Every loss the trainer may report, in a fixed order (non-finite flags): the
+# loss terms, their total and the L2 term.
+REPORTED_LOSSES = loss_builder.LOSS_NAMES + (common.LOSS_TOTAL,
+                                             L2_REGULARIZATION)
 
 
 def numeric_features(batch: Mapping) -> dict:
@@ -75,12 +75,12 @@ class CMTTrainer(orbit.StandardTrainer):
     self._global_batch_size = options.train_dataset_options.batch_size
     with strategy.scope():
       self._loss_metrics = {name: tf_keras.metrics.Mean(name, dtype=tf.float32)
-                            for name in LOSS_NAMES}
+                            for name in REPORTED_LOSSES}
       # First step whose losses were non-finite (-1: none) and which losses.
       self._nonfinite_step = tf.Variable(-1, dtype=tf.int64, trainable=False,
                                          name='nonfinite_step')
       self._nonfinite_flags = tf.Variable(
-          tf.zeros([len(LOSS_NAMES)], tf.bool), trainable=False,
+          tf.zeros([len(REPORTED_LOSSES)], tf.bool), trainable=False,
           name='nonfinite_flags')
     self.compute_gradients = (
         tf.function(self._compute_gradients, jit_compile=True)
@@ -155,7 +155,7 @@ class CMTTrainer(orbit.StandardTrainer):
               for name, value in losses.items()}
     flags = tf.stack([
         tf.logical_not(tf.math.is_finite(losses[name])) if name in losses
-        else tf.constant(False) for name in LOSS_NAMES])
+        else tf.constant(False) for name in REPORTED_LOSSES])
     first = tf.logical_and(self._nonfinite_step < 0, tf.reduce_any(flags))
     self._nonfinite_step.assign(tf.where(
         first, tf.cast(self.global_step, tf.int64), self._nonfinite_step))
@@ -188,7 +188,7 @@ class CMTTrainer(orbit.StandardTrainer):
     if bad_step < 0:
       return
     flags = self._nonfinite_flags.numpy()
-    names = [name for name, bad in zip(LOSS_NAMES, flags) if bad]
+    names = [name for name, bad in zip(REPORTED_LOSSES, flags) if bad]
     message = (f'non-finite loss at step {bad_step}: {", ".join(names)} '
                'went NaN or infinite')
     if self._options.trainer_options.stop_on_nonfinite_loss:

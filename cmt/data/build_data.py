@@ -277,9 +277,7 @@ def _default_split_name(panoptic_json: str) -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-  parser = cli.ArgumentParser(
-      prog='cmt-build-data', description=__doc__,
-      formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = cli.ArgumentParser(prog='cmt-build-data', description=__doc__)
   parser.add_argument('--image_dir', required=True,
                       help='folder of the images (JPEG or PNG)')
   parser.add_argument('--panoptic_json', required=True,

@@ -36,10 +36,6 @@ class DatasetInfo:
     """C, the number of classes without void."""
     return len(self.categories)
 
-  @property
-  def ignore_label(self) -> int:
-    return VOID
-
   def is_thing(self, class_id: int) -> bool:
     return class_id != VOID and self.categories[class_id - 1].is_thing
 
@@ -52,11 +48,16 @@ class DatasetInfo:
   def class_names(self) -> tuple[str, ...]:
     return ('void',) + tuple(c.name for c in self.categories)
 
-  def to_dataset_id(self, class_id: int) -> int:
-    """Contiguous class id -> the dataset's own category id."""
-    if not 1 <= class_id <= self.num_classes:
-      raise ValueError(f'class id {class_id} is not in 1..{self.num_classes}')
-    return self.categories[class_id - 1].dataset_id
+  @property
+  def dataset_ids(self) -> tuple[int, ...]:
+    """Per contiguous class id 0..C, the dataset's own category id (void 0)."""
+    return (VOID,) + tuple(c.dataset_id for c in self.categories)
+
+  @property
+  def class_colors(self) -> tuple[tuple[int, int, int], ...]:
+    """Per contiguous class id 0..C, its RGB colour (void black): the one
+    colour table of exports, predictions, figures and eval summaries."""
+    return ((0, 0, 0),) + tuple(c.color for c in self.categories)
 
   def to_class_id(self, dataset_id: int) -> int:
     """The dataset's category id -> contiguous class id; KeyError if unknown."""

@@ -79,6 +79,23 @@ def id_to_rgb(ids: np.ndarray) -> np.ndarray:
   return words.view(np.uint8).reshape(ids.shape + (4,))[..., :3]
 
 
+def _check_ids_agree(area_of: dict, ids_in_json: list, png_path: str,
+                     json_path: str):
+  """The PNG's nonzero segment ids and the JSON's are the same, once each."""
+  duplicates = sorted({i for i in ids_in_json if ids_in_json.count(i) > 1})
+  if duplicates:
+    raise DataError(f'{json_path}: segments {duplicates} of {png_path} are '
+                    'listed twice')
+  missing_in_json = sorted(set(area_of) - set(ids_in_json) - {0})
+  if missing_in_json:
+    raise DataError(f'{png_path}: segment ids {missing_in_json} in the PNG are '
+                    f'not in the segments_info of {json_path}')
+  missing_in_png = sorted(set(ids_in_json) - set(area_of))
+  if missing_in_png:
+    raise DataError(f'{json_path}: segment ids {missing_in_png} of '
+                    f'{png_path} do not occur in the PNG')
+
+
 def panoptic_label_from_coco(
     segment_map: np.ndarray, segments_info: Sequence[dict],
     info: dataset_info_lib.DatasetInfo, png_path: str, json_path: str
@@ -99,20 +116,8 @@ def panoptic_label_from_coco(
   ids_in_png, inverse, areas = np.unique(
       segment_map.reshape(-1), return_inverse=True, return_counts=True)
   area_of = dict(zip(ids_in_png.tolist(), areas.tolist()))
-  ids_in_json = [int(s['id']) for s in segments_info]
-  duplicates = sorted({i for i in ids_in_json if ids_in_json.count(i) > 1})
-  if duplicates:
-    raise DataError(f'{json_path}: segments {duplicates} of {png_path} are '
-                    'listed twice')
-  missing_in_json = sorted(set(area_of) - set(ids_in_json) - {0})
-  if missing_in_json:
-    raise DataError(f'{png_path}: segment ids {missing_in_json} in the PNG are '
-                    f'not in the segments_info of {json_path}')
-  missing_in_png = sorted(set(ids_in_json) - set(area_of))
-  if missing_in_png:
-    raise DataError(f'{json_path}: segment ids {missing_in_png} of '
-                    f'{png_path} do not occur in the PNG')
-
+  _check_ids_agree(area_of, [int(s['id']) for s in segments_info], png_path,
+                   json_path)
   value_of = {0: 0}
   segments, instances_per_class = [], {}
   for segment in segments_info:

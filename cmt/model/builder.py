@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from cmt import model_checks
 from cmt.model import cmt_deeplab
 from cmt.model import heads
 from cmt.model.layers import norm_act
@@ -24,7 +25,13 @@ _COUNT_CROP = 65
 
 
 def build_model(options, dataset_info) -> tf_keras.Model:
-  """An unbuilt `CMTDeepLab`; variables are created on the first call."""
+  """An unbuilt `CMTDeepLab`; variables are created on the first call.
+  ValueError naming every bad `model_options` field (`model_checks`, the
+  checks `cmt-config validate` runs) before any layer is built."""
+  problems = model_checks.Problems()
+  model_checks.check_model(options.model_options, problems)
+  if problems.lines:
+    raise ValueError('; '.join(problems.lines))
   norm = norm_act.norm_config_from_solver(
       options.trainer_options.solver_options)
   return cmt_deeplab.CMTDeepLab(options.model_options,

@@ -39,23 +39,13 @@ class CMTDeepLab(tf_keras.Model):
                norm: norm_act.NormConfig, name: str = 'cmt_deeplab'):
     super().__init__(name=name)
     self._options = model_options
+    # `model_options` passed `model_checks.check_model` (`builder`).
     stacks = 2 if model_options.recursive_feature_network else 1
-    if stacks == 2 and (
-        model_options.decoder.high_resolution_output_stride != 4):
-      raise ValueError(
-          'model_options.recursive_feature_network connects the stride-4 '
-          'features of the two stacks; it needs '
-          'model_options.decoder.high_resolution_output_stride=4, got '
-          f'{model_options.decoder.high_resolution_output_stride}')
     self.encoders = [encoder_lib.Encoder(model_options, norm,
                                          name=f'encoder{i + 1}')
                      for i in range(stacks)]
     head_options = model_options.heads
     activation = model_options.backbone.activation
-    if head_options.pixel_space_head_channels < 1 or (
-        head_options.pixel_space_output_channels < 1):
-      raise ValueError('model_options.heads: pixel_space_head_channels and '
-                       'pixel_space_output_channels must be positive')
     self.pixel_space_head = heads.PixelSpaceHead(
         head_options.pixel_space_head_channels,
         head_options.pixel_space_output_channels, norm, activation)
@@ -127,24 +117,29 @@ class CMTDeepLab(tf_keras.Model):
                             for r in results]) / len(results)
       outputs[common.REFERENCE_POINTS] = (
           dual_path_transformer.reference_points(embedding))
-    aux = []
-    if self._options.clustering.clustering_update:
-      # Every layer but the last, whose assignment feeds the final output.
-      for layer in layers[:-1]:
-        entry = {
-            common.MASK_LOGITS: self._to_map(layer.assignment_logits,
-                                             layer.pixels),
-            common.CLASS_LOGITS: self.center_heads.class_logits(
-                layer.centers, training=training),
-        }
-        if layer.reference_embedding is not None:
-          entry[common.REFERENCE_POINTS] = (
-              dual_path_transformer.reference_points(
-                  layer.reference_embedding))
-        aux.append({k: tf.cast(v, tf.float32) for k, v in entry.items()})
     outputs = {k: tf.cast(v, tf.float32) for k, v in outputs.items()}
-    outputs[common.AUX_OUTPUTS] = tuple(aux)
+    outputs[common.AUX_OUTPUTS] = self._layer_outputs(layers, training)
     return outputs
+
+  def _layer_outputs(self, layers, training) -> tuple:
+    """AUX_OUTPUTS: with the clustering update, the clustering result of
+    every layer but the last (whose assignment feeds the final output) as
+    mask logits, with its class logits and reference points."""
+    if not self._options.clustering.clustering_update:
+      return ()
+    aux = []
+    for layer in layers[:-1]:
+      entry = {
+          common.MASK_LOGITS: self._to_map(layer.assignment_logits,
+                                           layer.pixels),
+          common.CLASS_LOGITS: self.center_heads.class_logits(
+              layer.centers, training=training),
+      }
+      if layer.reference_embedding is not None:
+        entry[common.REFERENCE_POINTS] = (
+            dual_path_transformer.reference_points(layer.reference_embedding))
+      aux.append({k: tf.cast(v, tf.float32) for k, v in entry.items()})
+    return tuple(aux)
 
   @staticmethod
   def _to_map(values, reference, transpose=False):

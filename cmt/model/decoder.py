@@ -1,4 +1,4 @@
-"""The transformer stages after the backbone and the decoder to stride 4.
+"""The transformer stages after the backbone and the decoder to stride 4 or 8.
 
 MaX-DeepLab-S (`decoder.transformer_stages` empty): one more axial block of
 stage-5 width with a dual-path transformer layer (DeepLab2's "extra" stage 5)
@@ -38,7 +38,6 @@ class ResizedFuse(tf_keras.layers.Layer):
     super().__init__(name=name)
     self.channels = channels
     self._norm = norm
-    self._activation_name = activation
     self._activation = norm_act.get_activation(activation)
 
   def build(self, input_shapes):
@@ -76,8 +75,9 @@ def upsampling_strides(output_stride: int, high_resolution_stride: int
   return strides
 
 
-class StrideFourDecoder(tf_keras.layers.Layer):
-  """Fuse with the backbone endpoint and one bottleneck block per stride."""
+class UpsamplingDecoder(tf_keras.layers.Layer):
+  """From the output stride down to `high_resolution_output_stride` (4 or
+  8): per stride, fuse with the backbone endpoint, then one bottleneck block."""
 
   def __init__(self, output_stride: int, high_resolution_stride: int,
                width_multiplier: float, norm: norm_act.NormConfig,
@@ -92,7 +92,6 @@ class StrideFourDecoder(tf_keras.layers.Layer):
                                      activation))
       self._blocks.append(blocks.ResidualBlock(
           channels // 4, f'stride{stride}_block', norm, activation))
-    self._activation = norm_act.get_activation(activation)
 
   @property
   def stage_layers(self):

@@ -1,5 +1,5 @@
 """One MaX-DeepLab / CMT-DeepLab encoder: backbone, dual-path transformer
-layers with the cluster centers, and the decoder to stride 4.
+layers with the cluster centers, and the decoder to stride 4 or 8.
 
 The Recursive Feature Network stacks two of these (`cmt.model.cmt_deeplab`).
 """
@@ -22,7 +22,8 @@ _STAGE_DEPTH = {4: 3, 5: 4}
 
 
 class EncoderOutput(NamedTuple):
-  high_resolution: tf.Tensor  # [B, h, w, C] pre-activation, stride 4.
+  # [B, h, w, C] pre-activation, at high_resolution_output_stride (4 or 8).
+  high_resolution: tf.Tensor
   centers: tf.Tensor  # [B, N, Cm] cluster centers after the last layer.
   endpoints: Dict[str, tf.Tensor]  # Backbone endpoints 'stage1'..'stage5'.
   layers: List[dual_path_transformer.DualPathOutput]  # In order.
@@ -51,7 +52,7 @@ def resize_assignment_logits(logits: tf.Tensor, size_from, size_to
 
 
 class Encoder(tf_keras.layers.Layer):
-  """Backbone + transformer stages + stride-4 decoder of one stack."""
+  """Backbone + transformer stages + upsampling decoder of one stack."""
 
   def __init__(self, model_options, norm: norm_act.NormConfig,
                name: str = 'encoder'):
@@ -133,7 +134,7 @@ class Encoder(tf_keras.layers.Layer):
                 query_region=backbone_options.axial_query_region),
             make_layer(f'{prefix}_block{index + 1}_transformer', stage)))
       self._decoder_stages.append((stage, fuse, pairs))
-    self.decoder = decoder.StrideFourDecoder(
+    self.decoder = decoder.UpsamplingDecoder(
         backbone_options.output_stride,
         model_options.decoder.high_resolution_output_stride, width, norm,
         activation)

@@ -18,7 +18,6 @@ import tensorflow as tf
 import tf_keras
 
 from cmt.model.layers import aspp
-from cmt.model.layers import dual_path_transformer
 from cmt.model.layers import norm_act
 
 AUXILIARY_SEMANTIC = 'auxiliary_semantic'
@@ -72,9 +71,6 @@ class PixelSpaceHead(tf_keras.layers.Layer):
 def void_prior_bias(num_classes_with_void: int, void_prior: float):
   """Initial class bias so that softmax gives void (index 0) probability
   `void_prior` and the other classes share the rest (focal-loss style)."""
-  if not 0.0 < void_prior < 1.0:
-    raise ValueError('model_options.heads.class_void_prior must be in (0, 1); '
-                     f'got {void_prior}')
   bias = [0.0] * num_classes_with_void
   bias[0] = math.log((num_classes_with_void - 1) * void_prior /
                      (1.0 - void_prior))
@@ -117,7 +113,7 @@ class MaskLogits(tf_keras.layers.Layer):
   def __init__(self, norm: norm_act.NormConfig, gamma: float,
                name: str = 'mask_logits'):
     super().__init__(name=name)
-    self._norm = dual_path_transformer.ScalarBatchNorm(
+    self._norm = norm_act.ScalarBatchNorm(
         'mask_logits_bn', norm,
         gamma_initializer=tf_keras.initializers.Constant(gamma))
 
@@ -144,12 +140,6 @@ class AuxiliarySemanticHead(tf_keras.layers.Layer):
                decoder_channels: int = 256,
                name: str = AUXILIARY_SEMANTIC + '_head'):
     super().__init__(name=name)
-    if min(channels, res3_channels, res2_channels, aspp_channels,
-           decoder_channels) < 1:
-      raise ValueError('model_options.heads: semantic_head_channels, '
-                       'res3_projection_channels, res2_projection_channels, '
-                       'aspp_channels and semantic_decoder_channels must be '
-                       'positive')
     self._activation = norm_act.get_activation(activation)
     self._aspp = aspp.ASPP(aspp_channels, tuple(atrous_rates), norm,
                            activation)

@@ -24,8 +24,9 @@ segment) smaller than stuff_area_limit, and label pixels
 in ranking order (PER_PIXEL ranks by class_conf x mean pixel confidence),
 stuff has instance 0, void is 0.
 
-Mask logits come at stride 4 ([B, h, w, N]); they are upsampled bilinearly
-with aligned corners to [(h - 1) * 4 + 1, (w - 1) * 4 + 1], the crop size.
+Mask logits come at stride 4 or 8 ([B, h, w, N],
+`decoder.high_resolution_output_stride`); they are upsampled bilinearly with
+aligned corners to the crop size ((h - 1) * stride + 1 per side).
 Everything is pure TensorFlow with static shapes and compiles with XLA.
 
 Besides the three maps, the output has a static-shape segment list, one
@@ -36,7 +37,7 @@ ranking score (0 if none). `cmt.evaluation.evaluator.segment_scores_of`
 turns one image's entries into detection scores for COCO mask AP.
 """
 
-from typing import Mapping
+from typing import Mapping, Optional, Sequence
 
 import tensorflow as tf
 
@@ -46,7 +47,8 @@ from cmt.data import dataset_info as dataset_info_lib
 from cmt.model.layers import norm_act
 from cmt.protos import evaluator_pb2
 
-OUTPUT_STRIDE = 4
+# The stride of the mask logits when the caller gives no crop size.
+DEFAULT_MASK_STRIDE = 4
 # Logit given to centers that are not kept (softmax weight ~ 0).
 _DROPPED_LOGIT = -1e9
 
@@ -61,11 +63,16 @@ def check_options(options: _Options):
     raise ValueError('; '.join(problems))
 
 
-def upsample_mask_logits(mask_logits: tf.Tensor) -> tf.Tensor:
-  """[B, h, w, N] -> [B, (h-1)*4+1, (w-1)*4+1, N], bilinear, aligned corners."""
+def upsample_mask_logits(mask_logits: tf.Tensor,
+                         crop_size: Optional[Sequence[int]] = None
+                         ) -> tf.Tensor:
+  """[B, h, w, N] -> [B, H, W, N] at the crop, bilinear, aligned corners;
+  without `crop_size`, H = (h - 1) * 4 + 1 (logits at stride 4)."""
   _, height, width, _ = mask_logits.shape
-  size = ((height - 1) * OUTPUT_STRIDE + 1, (width - 1) * OUTPUT_STRIDE + 1)
-  return norm_act.resize_align_corners(mask_logits, size)
+  if crop_size is None:
+    crop_size = ((height - 1) * DEFAULT_MASK_STRIDE + 1,
+                 (width - 1) * DEFAULT_MASK_STRIDE + 1)
+  return norm_act.resize_align_corners(mask_logits, tuple(crop_size))
 
 
 def class_predictions(class_logits: tf.Tensor):
@@ -193,7 +200,8 @@ def panoptic_labels(assignment, class_pred, class_is_thing, score,
 
 def post_process(outputs: Mapping[str, tf.Tensor],
                  evaluator_options: _Options,
-                 dataset_info: dataset_info_lib.DatasetInfo) -> dict:
+                 dataset_info: dataset_info_lib.DatasetInfo,
+                 crop_size: Optional[Sequence[int]] = None) -> dict:
   """Model outputs -> PRED_PANOPTIC / PRED_SEMANTIC / PRED_INSTANCE [B, H, W]
   int32 at crop resolution, plus PRED_SEGMENT_LABELS / PRED_SEGMENT_SCORES
   [B, N] (module docstring).
@@ -203,6 +211,8 @@ def post_process(outputs: Mapping[str, tf.Tensor],
       (static shapes; any float dtype, computed in float32).
     evaluator_options: `EvaluatorOptions`; its post-processing fields.
     dataset_info: classes (things / stuff) and the label divisor.
+    crop_size: [H, W] of the images the model ran on; needed unless the
+      logits are at stride 4.
   """
   check_options(evaluator_options)
   mask_logits = tf.cast(outputs[common.MASK_LOGITS], tf.float32)
@@ -219,7 +229,7 @@ def post_process(outputs: Mapping[str, tf.Tensor],
   class_conf, class_pred = class_predictions(class_logits)
   thing_table = tf.constant(dataset_info.thing_mask, tf.bool)
   class_is_thing = tf.gather(thing_table, class_pred)
-  mask_logits = upsample_mask_logits(mask_logits)
+  mask_logits = upsample_mask_logits(mask_logits, crop_size)
   if evaluator_options.post_processing == _Options.PER_PIXEL:
     assignment, score = per_pixel_assignment(mask_logits, class_conf,
                                              evaluator_options)

@@ -15,6 +15,7 @@ from cmt import config
 from cmt.data import dataset_info as dataset_info_lib
 from cmt.evaluation import paper_table_rows
 from cmt.evaluation import paper_tables
+from cmt.model import builder
 from tests.configs.test_paper_configs import CONFIGS
 from tests.model import helpers
 
@@ -40,7 +41,6 @@ def _model_rows():
 @pytest.mark.parametrize('row', _model_rows(),
                          ids=lambda r: r.config.rsplit('/', 1)[-1])
 def test_config_builds_and_runs_forward_under_xla(row):
-  builder = pytest.importorskip('cmt.model.builder')
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tf_keras  # pylint: disable=g-import-not-at-top
   options = paper_tables.load_experiment(CONFIGS, row.config)

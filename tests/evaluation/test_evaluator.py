@@ -127,12 +127,12 @@ def test_saved_predictions_evaluate_to_100(tmp_path, capsys):
     evaluator.update(original, None, original, name)
   gt_writer.write_json()
   evaluator.result()
-  saved = tmp_path / 'eval' / evaluator_lib.PREDICTIONS_JSON
+  saved = tmp_path / 'eval' / coco_panoptic_format.PANOPTIC_JSON
   assert json.loads(saved.read_text())['annotations'][0]['image_id'] == 1
   code = evaluate_main.main([
       f'--gt_json={tmp_path / "gt.json"}', f'--gt_folder={gt_writer_dir}',
       f'--pred_json={saved}',
-      f'--pred_folder={tmp_path / "eval" / evaluator_lib.PREDICTIONS_FOLDER}'])
+      f'--pred_folder={tmp_path / "eval" / coco_panoptic_format.PNG_FOLDER}'])
   assert code == 0
   assert 'All       | 100.0  100.0  100.0' in capsys.readouterr().out
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from cmt.evaluation import evaluated_runs
+from cmt.evaluation import evaluator as evaluator_lib
 from cmt.evaluation import paper_table_rows
 from cmt.evaluation import paper_tables
 from cmt.protos import model_pb2
@@ -304,7 +305,6 @@ COUNTED_ROWS = _first_row_per_architecture(ROWS)
 @pytest.mark.parametrize('row', COUNTED_ROWS,
                          ids=lambda r: f'{r.table}:{r.row}')
 def test_real_count_is_within_2_percent_of_the_paper(row):
-  pytest.importorskip('cmt.model.builder')
   from cmt.data import dataset_info  # pylint: disable=g-import-not-at-top
   options = paper_tables.load_experiment(CONFIGS, row.config)
   count = paper_tables.model_param_counter(
@@ -317,7 +317,6 @@ def test_real_count_is_within_2_percent_of_the_paper(row):
 
 def test_reads_what_the_evaluator_writes(tmp_path):
   """Round trip through PanopticEvaluator.write_metrics_json."""
-  evaluator_lib = pytest.importorskip('cmt.evaluation.evaluator')
   from cmt.data import dataset_info  # pylint: disable=g-import-not-at-top
   from cmt.protos import evaluator_pb2  # pylint: disable=g-import-not-at-top
   options = evaluator_pb2.EvaluatorOptions(compute_mask_ap=False,

@@ -15,7 +15,7 @@ from cmt import predict
 from cmt import visualize
 from cmt.data import synthetic
 from tests.conftest import REPO_ROOT
-from tests.export import conftest
+from tests.conftest import TINY_CONFIG
 
 DEMO_CONFIG = REPO_ROOT / 'configs' / 'demo' / 'cmt_deeplab_synthetic_cpu.textproto'
 
@@ -91,7 +91,7 @@ def test_visualize_runs_an_extreme_aspect_ratio(tiny_checkpoint, tmp_path,
   image = tmp_path / 'wide.png'
   _save(image, 40, 5000)
   out = tmp_path / 'figures'
-  status = visualize.main([f'--config_file={conftest.TINY_CONFIG}',
+  status = visualize.main([f'--config_file={TINY_CONFIG}',
                            f'--checkpoint_path={tiny_checkpoint}',
                            f'--input={image}', f'--output_dir={out}'])
   assert status == 0, capfd.readouterr().err
@@ -113,7 +113,7 @@ def test_mismatched_export_prints_one_line(tiny_checkpoint, tmp_path, capfd):
   """Defect 9: the clear error was followed by ~600 restore warnings."""
   output = tmp_path / 'model'
   status = export_main.main([
-      f'--config_file={conftest.TINY_CONFIG}',
+      f'--config_file={TINY_CONFIG}',
       f'--checkpoint_path={tiny_checkpoint}', f'--output_path={output}',
       '--override=model_options.transformer.num_cluster_centers=4'])
   gc.collect()  # where TensorFlow logged the unrestored values

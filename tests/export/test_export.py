@@ -13,6 +13,7 @@ from cmt import common
 from cmt import export
 from cmt import export_main
 from cmt.model import post_processing
+from tests.conftest import TINY_CONFIG
 
 # Loads the SavedModel in a fresh interpreter that never imports cmt.
 _CLIENT = r'''
@@ -81,7 +82,8 @@ def test_serve_equals_model_and_post_process_on_a_crop_sized_image(
   """No resizing or padding at the crop size: serve must reduce to the
   model followed by post_process."""
   image = _image(65, 65, seed=1)
-  outputs = tiny_inference.model_outputs(tf.constant(image))
+  batch, _ = tiny_inference.preprocess(tf.constant(image))
+  outputs = tiny_inference.model_outputs(batch)
   direct = post_processing.post_process(
       outputs, tiny_options.evaluator_options, tiny_inference.dataset_info)
   served = _serve(tiny_inference, image)
@@ -115,7 +117,7 @@ def test_valid_region_is_resized_back_not_the_padding(tiny_inference):
   assert resized.numpy().tolist() == [32, 65]
   assert batch.shape == (1, 65, 65, 3)
   np.testing.assert_allclose(batch[0, 32:].numpy(), 127.5)  # mean padding
-  outputs = tiny_inference.model_outputs(tf.constant(image))
+  outputs = tiny_inference.model_outputs(batch)
   crop_map = post_processing.post_process(
       outputs, tiny_inference.evaluator_options,
       tiny_inference.dataset_info)[common.PRED_PANOPTIC][0].numpy()
@@ -139,17 +141,16 @@ def test_five_channels_are_rejected_with_a_message(tiny_inference):
 
 
 def test_bad_checkpoint_paths_are_named(tiny_options, tmp_path):
-  with pytest.raises(export.CheckpointError, match='no checkpoint'):
-    export.resolve_checkpoint(str(tmp_path))
+  with pytest.raises(ValueError, match='no checkpoint'):
+    export.build_inference(tiny_options, str(tmp_path))
   missing = str(tmp_path / 'ckpt-7')
-  with pytest.raises(export.CheckpointError, match='ckpt-7'):
+  with pytest.raises(ValueError, match='ckpt-7'):
     export.build_inference(tiny_options, missing)
 
 
 def test_cli_reports_a_bad_checkpoint_and_writes_nothing(tmp_path, capsys):
-  from tests.export import conftest
   output = tmp_path / 'model'
-  code = export_main.main([f'--config_file={conftest.TINY_CONFIG}',
+  code = export_main.main([f'--config_file={TINY_CONFIG}',
                            f'--checkpoint_path={tmp_path / "nope"}',
                            f'--output_path={output}'])
   assert code == 1
@@ -168,9 +169,8 @@ def test_export_refuses_to_overwrite_and_leaves_no_temporary(
 
 @pytest.mark.slow
 def test_cli_exports_a_loadable_model(tiny_checkpoint, tmp_path):
-  from tests.export import conftest
   output = tmp_path / 'exported'
-  assert export_main.main([f'--config_file={conftest.TINY_CONFIG}',
+  assert export_main.main([f'--config_file={TINY_CONFIG}',
                            f'--checkpoint_path={tiny_checkpoint}',
                            f'--output_path={output}']) == 0
   loaded = tf.saved_model.load(str(output))

@@ -8,6 +8,7 @@ import pytest
 
 from cmt import predict
 from cmt.evaluation import coco_panoptic_format
+from tests.conftest import TINY_CONFIG
 
 
 def _check_outputs(output_dir, name, size, info):
@@ -54,10 +55,9 @@ def test_predict_writes_three_outputs_per_coco_image(
 @pytest.mark.slow
 def test_config_and_checkpoint_give_the_saved_model_outputs(
     coco_sample, tiny_saved_model, tiny_checkpoint, tmp_path):
-  from tests.export import conftest
   image = sorted((coco_sample / 'images').glob('*.jpg'))[0]
   for mode, flags in (('saved', [f'--model={tiny_saved_model}']),
-                      ('config', [f'--config_file={conftest.TINY_CONFIG}',
+                      ('config', [f'--config_file={TINY_CONFIG}',
                                   f'--checkpoint_path={tiny_checkpoint}'])):
     assert predict.main(flags + [f'--input={image}', '--no_progress',
                                  f'--output_dir={tmp_path / mode}']) == 0

@@ -5,8 +5,11 @@ import tf_keras
 
 from cmt import config
 from cmt.protos import config_pb2
+from tests.conftest import REPO_ROOT
 
-BASELINE = 'configs/coco/max_deeplab/max_deeplab_s_gelu_res641_100k.textproto'
+# An absolute path: the tests run from any working directory.
+BASELINE = str(REPO_ROOT / 'configs' / 'coco' / 'max_deeplab' /
+               'max_deeplab_s_gelu_res641_100k.textproto')
 PLACEHOLDERS = {'INIT_CHECKPOINT': 'unused', 'TRAIN_SET': 'unused',
                 'VAL_SET': 'unused'}
 

@@ -14,9 +14,17 @@ def _normal(*shape):
   return RNG.normal(size=shape).astype(np.float32)
 
 
+def _cross_attention(center_query, pixel_key, pixel_value):
+  """Eq. 3 without the residual, as the layers compose it from the ops:
+  [B, N, h, d], [B, P, h, d], [B, P, h, dv] -> [B, h, N, dv]."""
+  weights = attention_ops.multihead_attention_weights(center_query,
+                                                      [pixel_key])
+  return attention_ops.retrieve(weights, [pixel_value])
+
+
 def test_cross_attention_eq3_softmax_over_pixels():
   q_c, k_p, v_p = _normal(B, N, H, D), _normal(B, P, H, D), _normal(B, P, H, 5)
-  got = attention_ops.cross_attention(q_c, k_p, v_p).numpy()
+  got = _cross_attention(q_c, k_p, v_p).numpy()
   for h in range(H):
     # Eq. 3 per head: softmax_HW(Q^c K^p^T) V^p, [N, P] rows sum over P.
     weights = softmax(np.einsum('bnd,bpd->bnp', q_c[:, :, h], k_p[:, :, h]),
@@ -60,7 +68,7 @@ def test_clustering_center_update_eq5_eq7():
                              rtol=1e-5, atol=1e-5)
   # Eq. 7: (softmax_HW(Q^c K^p^T) + Z^T) V^p for a single head.
   q1, k1 = _normal(B, N, 1, 6), _normal(B, P, 1, 6)
-  cross = attention_ops.cross_attention(q1, k1, v_p[:, :, None]).numpy()[:, 0]
+  cross = _cross_attention(q1, k1, v_p[:, :, None]).numpy()[:, 0]
   combined = cross + got
   attention = softmax(np.einsum('bnd,bpd->bnp', q1[:, :, 0], k1[:, :, 0]), 2)
   expected = np.einsum('bnp,bpd->bnd', attention + z.transpose(0, 2, 1), v_p)

@@ -8,7 +8,10 @@ import tf_keras
 from cmt import common
 from cmt.data import dataset_info as dataset_info_lib
 from cmt.model import builder
+from cmt.evaluation import evaluator as evaluator_lib
+from cmt.model import post_processing
 from cmt.model.backbone import axial_resnet
+from cmt.protos import evaluator_pb2
 from tests.model import helpers
 
 INFO = dataset_info_lib.COCO_PANOPTIC
@@ -157,7 +160,7 @@ def test_sync_batchnorm_and_its_settings_come_from_the_solver():
     ('trainer_options.solver_options.batchnorm_epsilon=0', 'batchnorm_epsilon'),
 ])
 def test_bad_options_name_the_field(override, field):
-  # Unchecked loading: the model itself must refuse, naming the field.
+  # Unchecked loading: building the model must refuse, naming the field.
   options = helpers.load(*helpers.TINY, override, check=False)
   with pytest.raises(ValueError, match=field):
     builder.build_and_initialise(options, INFO, crop_size=33)
@@ -167,16 +170,40 @@ def test_rfn_needs_stride_four_features():
   options = helpers.load(
       *helpers.TINY, *helpers.RFN,
       'model_options.decoder.high_resolution_output_stride=8', check=False)
-  with pytest.raises(ValueError, match='high_resolution_output_stride=4'):
+  with pytest.raises(ValueError, match='high_resolution_output_stride = 8: '
+                     'must be 4 with recursive_feature_network'):
     builder.build_model(options, INFO)
 
 
-def test_decoder_to_stride_eight_without_rfn():
+def test_decoder_to_stride_eight_predicts_and_evaluates():
+  """Stride-8 logits become a crop-sized panoptic map that the evaluator
+  scores against crop-sized ground truth (as the eval loop and the export
+  do)."""
   options = helpers.load(
       *helpers.TINY, 'model_options.decoder.high_resolution_output_stride=8',
-      check=False)
+      # Classes above void from the start and no thresholds to speak of,
+      # so that the untrained model predicts segments.
+      'model_options.heads.class_void_prior=0.01',
+      'evaluator_options.post_processing=PER_PIXEL',
+      'evaluator_options.thing_class_threshold=0.001',
+      'evaluator_options.pixel_confidence_threshold=0.01',
+      'evaluator_options.thing_area_limit=0',
+      'evaluator_options.stuff_area_limit=0')
   _, outputs = _forward(options, 33, 1, jit_compile=False)
   assert outputs[common.MASK_LOGITS].shape == (1, 5, 5, 8)
+  predictions = post_processing.post_process(
+      outputs, options.evaluator_options, INFO, crop_size=(33, 33))
+  panoptic = predictions[common.PRED_PANOPTIC][0].numpy()
+  assert panoptic.shape == (33, 33)
+  assert (panoptic > 0).any()  # not an empty prediction
+  evaluator = evaluator_lib.PanopticEvaluator(
+      INFO, evaluator_pb2.EvaluatorOptions(compute_mask_ap=False))
+  ground_truth = np.zeros((33, 33), np.int32)
+  ground_truth[:, :16] = 1 * INFO.label_divisor + 1  # a person
+  ground_truth[:, 16:] = 133 * INFO.label_divisor  # a stuff class
+  evaluator.update(ground_truth, None, panoptic, 'stride8')
+  metrics = evaluator.result()
+  assert metrics['num_images'] == 1 and np.isfinite(metrics['pq'])
 
 
 @pytest.mark.slow

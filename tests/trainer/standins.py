@@ -130,9 +130,9 @@ def host_examples(dataset_options, info):
         encoded_image=encoded.getvalue())
 
 
-def post_process(outputs, evaluator_options, info):
+def post_process(outputs, evaluator_options, info, crop_size):
   """Per-pixel argmax of the semantic logits, one segment per class."""
-  del evaluator_options
+  del evaluator_options, crop_size
   semantic = tf.argmax(outputs[common.SEMANTIC_LOGITS], axis=-1,
                        output_type=tf.int32)
   return {common.PRED_PANOPTIC: semantic * info.label_divisor}

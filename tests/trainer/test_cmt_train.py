@@ -132,7 +132,10 @@ def test_one_mixed_bfloat16_step_of_cmt_deeplab_has_a_finite_loss(
     run = train_lib.build_run('train', options, str(tmp_path),
                               tf.distribute.get_strategy())
     output = run.trainer.train(tf.constant(1, tf.int32))
-  assert any(v.dtype == tf.float32 for v in run.model.trainable_variables)
+  # Mixed precision: the layers compute in bfloat16, the variables stay
+  # float32 (under FLOAT32 the first assertion fails).
+  assert run.model.compute_dtype == 'bfloat16'
+  assert {v.dtype for v in run.model.trainable_variables} == {tf.float32}
   total = output[f'losses/{common.LOSS_TOTAL}']
   assert total.dtype == tf.float32
   assert np.isfinite(total.numpy()), output

@@ -10,10 +10,6 @@ from cmt import visualize
 from cmt.vis import colors
 from cmt.vis import drawing
 from cmt.vis import layout
-# Session fixtures of the export tests (tiny model and checkpoint).
-from tests.export.conftest import tiny_checkpoint  # pylint: disable=unused-import
-from tests.export.conftest import tiny_inference  # pylint: disable=unused-import
-from tests.export.conftest import tiny_options  # pylint: disable=unused-import
 
 
 def test_nearest_upsample_matches_tf_aligned_corners():
@@ -116,7 +112,8 @@ def test_figures_from_the_tiny_model(coco_sample, tiny_inference, tmp_path):
   assert [p.split('/')[-1] for p in paths] == [
       f'{image_path.stem}_fig5_clustering.png',
       f'{image_path.stem}_fig1_cross_attention.png']
-  outputs = tiny_inference.model_outputs(tf.constant(image))
+  outputs = tiny_inference.model_outputs(
+      tiny_inference.preprocess(tf.constant(image))[0])
   num_layers = len(outputs[common.AUX_OUTPUTS]) + 1
   assert num_layers == 2  # tiny config: 2 transformer layers
   fig5, fig1 = (Image.open(p) for p in paths)

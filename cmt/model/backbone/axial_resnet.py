@@ -50,25 +50,12 @@ class AxialResNet(tf_keras.layers.Layer):
   def __init__(self, backbone_options, norm: norm_act.NormConfig,
                name: str = 'backbone'):
     super().__init__(name=name)
-    options = backbone_options
-    if options.output_stride not in (16, 32):
-      raise ValueError('model_options.backbone.output_stride must be 16 or '
-                       f'32; got {options.output_stride}')
-    if options.width_multiplier <= 0:
-      raise ValueError('model_options.backbone.width_multiplier must be > 0; '
-                       f'got {options.width_multiplier}')
+    options = backbone_options  # Checked by `model_checks.check_model`.
     axial_stride = options.use_axial_beyond_stride
-    if axial_stride < 0 or (axial_stride & (axial_stride - 1)):
-      raise ValueError('model_options.backbone.use_axial_beyond_stride must be '
-                       f'0 (off) or a power of 2; got {axial_stride}')
-    self.output_stride = options.output_stride
-    self.width_multiplier = options.width_multiplier
     activation = options.activation
-    self._activation = norm_act.get_activation(activation)
     stem_width = stem_width_multiplier(options)
     self.stem = blocks.InceptionStem(norm, activation, stem_width)
     self.stages = []
-    self.stage_channels = [max(1, int(128 * stem_width))]
     input_stride = 2  # Stride of the stem output.
     for stage_index, (filters, count) in enumerate(
         zip(BASE_FILTERS, num_blocks_from_options(options))):
@@ -96,7 +83,6 @@ class AxialResNet(tf_keras.layers.Layer):
         if index == 0:
           current *= 2
       self.stages.append(stage_blocks)
-      self.stage_channels.append(4 * filters)
       input_stride *= 2
 
   def call(self, images, training=False,

@@ -29,9 +29,6 @@ class ASPP(tf_keras.layers.Layer):
   def __init__(self, channels: int, atrous_rates: Sequence[int],
                norm: norm_act.NormConfig, activation, name: str = 'aspp'):
     super().__init__(name=name)
-    if len(atrous_rates) != 3 or min(atrous_rates) < 1:
-      raise ValueError('model_options.heads.aspp_atrous_rates must list 3 '
-                       f'positive rates; got {list(atrous_rates)}')
     self._conv = norm_act.ConvNormAct(channels, 1, 'conv_bn_act', norm,
                                       activation)
     self._atrous_convs = [

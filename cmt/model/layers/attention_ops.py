@@ -40,18 +40,6 @@ def retrieve(weights: tf.Tensor, values: Sequence[tf.Tensor]) -> tf.Tensor:
   return tf.einsum('bhqk,bkhd->bhqd', weights, value)
 
 
-def cross_attention(center_query: tf.Tensor, pixel_key: tf.Tensor,
-                    pixel_value: tf.Tensor,
-                    normalize: Normalize = None) -> tf.Tensor:
-  """Eq. 3 without the residual: softmax_HW(Q^c (K^p)^T) V^p, per head.
-
-  Args: center_query [B, N, h, d], pixel_key [B, P, h, d], pixel_value
-    [B, P, h, dv]. Returns [B, h, N, dv].
-  """
-  weights = multihead_attention_weights(center_query, [pixel_key], normalize)
-  return retrieve(weights, [pixel_value])
-
-
 def assignment_logits(pixel_key: tf.Tensor, center_query: tf.Tensor,
                       previous_logits: Optional[tf.Tensor] = None,
                       normalize: Normalize = None) -> tf.Tensor:

@@ -72,19 +72,6 @@ def pixel_coordinates(height: int, width: int) -> np.ndarray:
   return np.stack([grid_h.ravel(), grid_w.ravel()], axis=-1).astype(np.float32)
 
 
-class ScalarBatchNorm(tf_keras.layers.Layer):
-  """A BatchNorm with one (gamma, beta) shared by every entry of a tensor, so
-  it adds no per-slot bias (used on assignment and mask logits)."""
-
-  def __init__(self, name: str, norm: norm_act.NormConfig,
-               gamma_initializer='ones'):
-    super().__init__(name=name)
-    self._norm = norm('batch_norm', gamma_initializer=gamma_initializer)
-
-  def call(self, x, training=False):
-    return tf.squeeze(self._norm(x[..., None], training=training), axis=-1)
-
-
 class ClusteringMaskTransformerLayer(tf_keras.layers.Layer):
   """MaX-DeepLab's dual-path transformer layer with CMT's clustering update,
   reference masks and coord-conv as switches (see the module docstring).
@@ -150,7 +137,7 @@ class ClusteringMaskTransformerLayer(tf_keras.layers.Layer):
     self._pixel_similarity_norm = norm('pixel_similarity_bn', axis=1)
     self._pixel_retrieval_norm = norm('pixel_retrieved_bn', axis=[1, 3])
     if clustering_update:
-      self._assignment_norm = ScalarBatchNorm('assignment_bn', norm)
+      self._assignment_norm = norm_act.ScalarBatchNorm('assignment_bn', norm)
       self._center_clustering_norm = norm('memory_clustering_bn')
       self._pixel_clustering_norm = norm('pixel_clustering_bn')
 

@@ -12,6 +12,7 @@ from typing import Callable, Optional, Sequence, Union
 import tensorflow as tf
 import tf_keras
 
+from cmt import config_checks
 from cmt.model.layers import recompute
 from cmt.protos import model_pb2
 
@@ -54,16 +55,12 @@ class NormConfig:
 
 def norm_config_from_solver(solver_options) -> NormConfig:
   """Reads `use_sync_batchnorm`, `batchnorm_momentum`, `batchnorm_epsilon`."""
-  momentum = solver_options.batchnorm_momentum
-  epsilon = solver_options.batchnorm_epsilon
-  if not 0.0 <= momentum < 1.0:
-    raise ValueError('trainer_options.solver_options.batchnorm_momentum must '
-                     f'be in [0, 1); got {momentum}')
-  if epsilon <= 0.0:
-    raise ValueError('trainer_options.solver_options.batchnorm_epsilon must be '
-                     f'> 0; got {epsilon}')
+  problems = config_checks.batchnorm_problems(solver_options)
+  if problems:
+    raise ValueError('; '.join(problems))
   return NormConfig(synchronized=solver_options.use_sync_batchnorm,
-                    momentum=momentum, epsilon=epsilon)
+                    momentum=solver_options.batchnorm_momentum,
+                    epsilon=solver_options.batchnorm_epsilon)
 
 
 class ConvNormAct(tf_keras.layers.Layer):
@@ -100,6 +97,19 @@ class ConvNormAct(tf_keras.layers.Layer):
       x = tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]])
     x = self._conv(x)
     return self._activation(self._norm(x, training=training))
+
+
+class ScalarBatchNorm(tf_keras.layers.Layer):
+  """A BatchNorm with one (gamma, beta) shared by every entry of a tensor, so
+  it adds no per-slot bias (used on assignment and mask logits)."""
+
+  def __init__(self, name: str, norm: NormConfig,
+               gamma_initializer='ones'):
+    super().__init__(name=name)
+    self._norm = norm('batch_norm', gamma_initializer=gamma_initializer)
+
+  def call(self, x, training=False):
+    return tf.squeeze(self._norm(x[..., None], training=training), axis=-1)
 
 
 class Dense1DNormAct(tf_keras.layers.Layer):

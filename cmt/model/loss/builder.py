@@ -43,6 +43,7 @@ _OPTIONS_PATH = 'trainer_options.loss_options'
 _InstanceDiscrimination = trainer_pb2.InstanceDiscriminationOptions
 _PQStyle = trainer_pb2.PQStyleLossOptions
 
+# The loss terms, in a fixed order; LOSS_TOTAL is their sum.
 LOSS_NAMES = (common.LOSS_PQ_STYLE, common.LOSS_MASK_ID,
               common.LOSS_INSTANCE_DISCRIMINATION, common.LOSS_SEMANTIC,
               common.LOSS_MASK_APPROXIMATION)
@@ -131,63 +132,78 @@ class PanopticLoss:
                                                         width)
       return targets_at[height, width]
 
-    needs_matching = (s.pq_style_weight > 0 or s.mask_id_weight > 0
-                      or s.mask_approximation_weight > 0)
-    if needs_matching:
-      mask_logits = _require(outputs, common.MASK_LOGITS, 'the matching')
-      class_logits = _require(outputs, common.CLASS_LOGITS, 'the matching')
-      self._check_class_logits(class_logits, 'model outputs')
-      final_targets = targets_for(*mask_logits.shape[1:3])
-      matching = matcher.match(final_targets, mask_logits, class_logits,
-                               assignment)
-      geometry: Optional[mask_approximation.MaskGeometry] = None
-      for where, layer in self._layers(outputs):
-        layer_mask_logits = _require(layer, common.MASK_LOGITS,
-                                     'the PQ-style and mask-ID losses', where)
-        layer_class_logits = _require(layer, common.CLASS_LOGITS,
-                                      'the PQ-style loss', where)
-        self._check_class_logits(layer_class_logits, where)
-        targets = targets_for(*layer_mask_logits.shape[1:3])
-        if s.pq_style_weight > 0:
-          per_image[common.LOSS_PQ_STYLE].append(pq_style.pq_style_loss(
-              matching, targets, layer_mask_logits, layer_class_logits,
-              s.pq_style_alpha, s.pq_style_void_ratio_weight))
-        if s.mask_id_weight > 0:
-          per_image[common.LOSS_MASK_ID].append(
-              cross_entropy.mask_id_cross_entropy(matching, targets,
-                                                  layer_mask_logits))
-        if s.mask_approximation_weight > 0 and (
-            common.REFERENCE_POINTS in layer):
-          if geometry is None:
-            geometry = mask_approximation.mask_geometry(final_targets)
-          per_image[common.LOSS_MASK_APPROXIMATION].append(
-              mask_approximation.mask_approximation_loss(
-                  matching, geometry, layer[common.REFERENCE_POINTS]))
-
+    if (s.pq_style_weight > 0 or s.mask_id_weight > 0
+        or s.mask_approximation_weight > 0):
+      self._add_matched_losses(per_image, outputs, targets_for, assignment)
     if s.instance_discrimination_weight > 0:
-      features = _require(outputs, common.PIXEL_FEATURES,
-                          f'{_OPTIONS_PATH}.instance_discrimination_loss')
-      targets = targets_for(*features.shape[1:3])
-      if s.instance_discrimination_type == _InstanceDiscrimination.MASK_CENTER:
-        loss = instance_discrimination.mask_center_loss(
-            features, targets, s.instance_discrimination_temperature)
-      else:
-        loss = instance_discrimination.pixel_contrastive_loss(
-            features, targets, s.instance_discrimination_temperature,
-            s.sample_count, s.sample_temperature)
-      per_image[common.LOSS_INSTANCE_DISCRIMINATION].append(loss)
-
+      per_image[common.LOSS_INSTANCE_DISCRIMINATION].append(
+          self._instance_discrimination(outputs, targets_for))
     if s.semantic_weight > 0:
-      semantic_logits = _require(outputs, common.SEMANTIC_LOGITS,
-                                 f'{_OPTIONS_PATH}.semantic_loss')
-      if semantic_logits.shape[-1] != self.num_classes + 1:
-        raise ValueError(
-            f'{common.SEMANTIC_LOGITS} has {semantic_logits.shape[-1]} '
-            f'classes; the dataset has {self.num_classes} + void')
       per_image[common.LOSS_SEMANTIC].append(
-          cross_entropy.semantic_cross_entropy(
-              ground_truth[common.GT_SEMANTIC], semantic_logits))
+          self._semantic(ground_truth, outputs))
+    return self._weighted(per_image)
 
+  def _add_matched_losses(self, per_image: dict, outputs: dict, targets_for,
+                          assignment: Optional[tf.Tensor]):
+    """The losses that read the Hungarian matching (computed once, on the
+    final output): PQ-style, mask-ID and mask approximation, per layer."""
+    s = self.settings
+    mask_logits = _require(outputs, common.MASK_LOGITS, 'the matching')
+    class_logits = _require(outputs, common.CLASS_LOGITS, 'the matching')
+    self._check_class_logits(class_logits, 'model outputs')
+    final_targets = targets_for(*mask_logits.shape[1:3])
+    matching = matcher.match(final_targets, mask_logits, class_logits,
+                             assignment)
+    geometry: Optional[mask_approximation.MaskGeometry] = None
+    for where, layer in self._layers(outputs):
+      layer_mask_logits = _require(layer, common.MASK_LOGITS,
+                                   'the PQ-style and mask-ID losses', where)
+      layer_class_logits = _require(layer, common.CLASS_LOGITS,
+                                    'the PQ-style loss', where)
+      self._check_class_logits(layer_class_logits, where)
+      targets = targets_for(*layer_mask_logits.shape[1:3])
+      if s.pq_style_weight > 0:
+        per_image[common.LOSS_PQ_STYLE].append(pq_style.pq_style_loss(
+            matching, targets, layer_mask_logits, layer_class_logits,
+            s.pq_style_alpha, s.pq_style_void_ratio_weight))
+      if s.mask_id_weight > 0:
+        per_image[common.LOSS_MASK_ID].append(
+            cross_entropy.mask_id_cross_entropy(matching, targets,
+                                                layer_mask_logits))
+      if s.mask_approximation_weight > 0 and (
+          common.REFERENCE_POINTS in layer):
+        if geometry is None:
+          geometry = mask_approximation.mask_geometry(final_targets)
+        per_image[common.LOSS_MASK_APPROXIMATION].append(
+            mask_approximation.mask_approximation_loss(
+                matching, geometry, layer[common.REFERENCE_POINTS]))
+
+  def _instance_discrimination(self, outputs: dict, targets_for) -> tf.Tensor:
+    s = self.settings
+    features = _require(outputs, common.PIXEL_FEATURES,
+                        f'{_OPTIONS_PATH}.instance_discrimination_loss')
+    targets = targets_for(*features.shape[1:3])
+    if s.instance_discrimination_type == _InstanceDiscrimination.MASK_CENTER:
+      return instance_discrimination.mask_center_loss(
+          features, targets, s.instance_discrimination_temperature)
+    return instance_discrimination.pixel_contrastive_loss(
+        features, targets, s.instance_discrimination_temperature,
+        s.sample_count, s.sample_temperature)
+
+  def _semantic(self, ground_truth: dict, outputs: dict) -> tf.Tensor:
+    semantic_logits = _require(outputs, common.SEMANTIC_LOGITS,
+                               f'{_OPTIONS_PATH}.semantic_loss')
+    if semantic_logits.shape[-1] != self.num_classes + 1:
+      raise ValueError(
+          f'{common.SEMANTIC_LOGITS} has {semantic_logits.shape[-1]} '
+          f'classes; the dataset has {self.num_classes} + void')
+    return cross_entropy.semantic_cross_entropy(
+        ground_truth[common.GT_SEMANTIC], semantic_logits)
+
+  def _weighted(self, per_image: dict) -> dict:
+    """Each loss: its weight x the batch mean of its terms (0 without
+    terms); LOSS_TOTAL their sum."""
+    s = self.settings
     weights = {
         common.LOSS_PQ_STYLE: s.pq_style_weight,
         common.LOSS_MASK_ID: s.mask_id_weight,

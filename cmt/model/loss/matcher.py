@@ -19,7 +19,7 @@ from typing import Optional
 import tensorflow as tf
 
 from cmt.model.loss import ground_truth as gt_lib
-from cmt.model.loss import matching
+from cmt.model.loss import hungarian
 
 # Keeps the dice of an empty prediction against an empty mask finite.
 _DICE_EPSILON = 1e-5
@@ -115,7 +115,7 @@ def match(targets: gt_lib.MaskTargets, mask_logits: tf.Tensor,
   valid = targets.valid[..., tf.newaxis]
   if assignment is None:
     cost = -dice * class_prob * valid  # Invalid rows: constant 0.
-    assignment = matching.hungarian_match(cost)
+    assignment = hungarian.hungarian_match(cost)
   elif assignment.shape[1:] != dice.shape[1:]:
     raise ValueError(f'imposed assignment: expected [B, K, N] = [B, '
                      f'{num_masks}, {num_slots}], got {assignment.shape}')

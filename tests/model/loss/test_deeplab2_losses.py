@@ -179,15 +179,22 @@ def test_losses_equal_deeplab2_with_its_matching(fixture):
   assert float(losses[common.LOSS_MASK_APPROXIMATION]) == 0.0
 
 
-def _pq_style_terms(fixture, unmatched_weight):
-  """(class term, mask dice term) x the PQ-style weight, DeepLab2's matching."""
+def _our_matching(fixture, impose_deeplab2s: bool):
+  """(our outputs, targets at 33 x 33, the matching: our Hungarian one, or
+  DeepLab2's imposed)."""
   outputs, truth, reference = fixture
   ours = _our_outputs(outputs)
   targets = gt_lib.mask_targets(_our_ground_truth(truth), 33, 33)
-  matching = matcher.match(targets, ours[common.MASK_LOGITS],
-                           ours[common.CLASS_LOGITS],
-                           _deeplab2_assignment(targets, truth, reference))
-  settings = reference['settings']
+  assignment = (_deeplab2_assignment(targets, truth, reference)
+                if impose_deeplab2s else None)
+  return ours, targets, matcher.match(targets, ours[common.MASK_LOGITS],
+                                      ours[common.CLASS_LOGITS], assignment)
+
+
+def _pq_style_terms(fixture, unmatched_weight):
+  """(class term, mask dice term) x the PQ-style weight, DeepLab2's matching."""
+  ours, targets, matching = _our_matching(fixture, impose_deeplab2s=True)
+  settings = fixture[2]['settings']
   weight = settings['loss_options']['pq_style_loss.weight']
   alpha = settings['focal_loss_alpha']
   class_term = pq_style.class_term(
@@ -210,10 +217,7 @@ def test_pq_style_terms_equal_deeplab2_with_its_matching(fixture):
 def test_void_ratio_is_deeplab2s_definition(fixture):
   """Soft mask on void pixels / (soft mask on all pixels + 1e-5)."""
   outputs, truth, _ = fixture
-  ours = _our_outputs(outputs)
-  targets = gt_lib.mask_targets(_our_ground_truth(truth), 33, 33)
-  matching = matcher.match(targets, ours[common.MASK_LOGITS],
-                           ours[common.CLASS_LOGITS])
+  _, _, matching = _our_matching(fixture, impose_deeplab2s=False)
   logits = outputs['pixel_space_mask_logits'][0].reshape(-1, 128)
   probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
   probs /= probs.sum(axis=-1, keepdims=True)
@@ -253,12 +257,8 @@ def test_pixel_contrastive_equals_deeplab2_on_non_void_pixels(fixture):
 
 def test_our_hungarian_is_at_least_as_good_as_deeplab2s_tie_break(fixture):
   """Why DeepLab2's matching is imposed above: it is not the optimum here."""
-  outputs, truth, reference = fixture
-  ours = _our_outputs(outputs)
-  targets = gt_lib.mask_targets(_our_ground_truth(truth), 33, 33)
-  matching = matcher.match(targets, ours[common.MASK_LOGITS],
-                           ours[common.CLASS_LOGITS])
+  _, _, matching = _our_matching(fixture, impose_deeplab2s=False)
   score = float(tf.reduce_sum(matching.dice * matching.class_prob))
-  check = reference['matching_check']
+  check = fixture[2]['matching_check']
   assert score >= check['deeplab2_total_score']
   assert score == pytest.approx(check['optimal_total_score'], rel=1e-3)

@@ -61,22 +61,29 @@ def test_pq_style_loss_by_hand():
       losses[common.LOSS_PQ_STYLE])
 
 
-def test_pq_style_void_ratio_weight_by_hand():
-  gt, outputs = _two_pixel_case()
-  alpha = 0.75
-  # Slot 1 (unmatched) has half its mask, 0.5 of 1.0, on the void pixel:
-  # its push to void is weighted by 0.5 instead of 1.
-  dice = 0.5 / (0.75 + 1e-5)
-  void_ratio = 0.5 / (1.0 + 1e-5)
+def _check_void_ratio_loss(gt, outputs, alpha, dice, void_ratio,
+                           mask_dice):
+  """The PQ-style loss with VOID_RATIO weights against its value by hand
+  for the two-pixel outputs: matched slot 0 (class probability 0.5, dice
+  `dice`, soft mask dice `mask_dice`), unmatched slot 1 (void probability
+  0.25, weight `void_ratio`)."""
   class_term = (alpha * dice * -math.log(0.5)
                 + (1 - alpha) * void_ratio * -math.log(0.25)) / 2
-  mask_term = alpha / 2 * 0.5 * (1 - 2.0 / 2.5)
+  mask_term = alpha / 2 * 0.5 * (1 - mask_dice)
   losses = _losses(toy.options(
       pq_style=1.0, alpha=alpha,
       unmatched_weight=trainer_pb2.PQStyleLossOptions.VOID_RATIO),
                    gt, outputs)
   assert losses[common.LOSS_PQ_STYLE] == pytest.approx(
       class_term + mask_term, rel=1e-5)
+
+
+def test_pq_style_void_ratio_weight_by_hand():
+  gt, outputs = _two_pixel_case()
+  # Slot 1 (unmatched) has half its mask, 0.5 of 1.0, on the void pixel:
+  # its push to void is weighted by 0.5 instead of 1.
+  _check_void_ratio_loss(gt, outputs, alpha=0.75, dice=0.5 / (0.75 + 1e-5),
+                         void_ratio=0.5 / (1.0 + 1e-5), mask_dice=2.0 / 2.5)
 
 
 def test_void_ratio_weight_is_floored_and_carries_no_gradient():
@@ -84,16 +91,9 @@ def test_void_ratio_weight_is_floored_and_carries_no_gradient():
   gt = toy.ground_truth([[[0, 0]]], [[1, 0]])
   _, outputs = _two_pixel_case()
   alpha = 0.75
-  dice = 1.0 / (1.5 + 1e-5)  # Each slot holds 1/2 of both pixels.
-  class_term = (alpha * dice * -math.log(0.5)
-                + (1 - alpha) * 1e-5 * -math.log(0.25)) / 2
-  mask_term = alpha / 2 * 0.5 * (1 - 3.0 / 4.0)
-  losses = _losses(toy.options(
-      pq_style=1.0, alpha=alpha,
-      unmatched_weight=trainer_pb2.PQStyleLossOptions.VOID_RATIO),
-                   gt, outputs)
-  assert losses[common.LOSS_PQ_STYLE] == pytest.approx(
-      class_term + mask_term, rel=1e-5)
+  # Each slot holds 1/2 of both pixels.
+  _check_void_ratio_loss(gt, outputs, alpha, dice=1.0 / (1.5 + 1e-5),
+                         void_ratio=1e-5, mask_dice=3.0 / 4.0)
   # The weights (matched dice, void ratio) are stop-gradient: the class
   # term reaches the class logits only.
   mask_logits = tf.Variable(outputs[common.MASK_LOGITS])

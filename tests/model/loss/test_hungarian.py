@@ -5,9 +5,9 @@ import pytest
 from scipy import optimize
 import tensorflow as tf
 
-from cmt.model.loss import matching
+from cmt.model.loss import hungarian
 
-_solve_compiled = tf.function(matching.hungarian_match, jit_compile=True)
+_solve_compiled = tf.function(hungarian.hungarian_match, jit_compile=True)
 
 
 def _check_against_scipy(cost: np.ndarray, assignment: np.ndarray):
@@ -77,8 +77,8 @@ def test_known_assignment():
 def test_matches_scipy_without_xla():
   rng = np.random.default_rng(7)
   cost = rng.random((8, 10, 13)).astype(np.float32)
-  _check_against_scipy(cost, matching.hungarian_match(cost).numpy())
-  graph = tf.function(matching.hungarian_match)
+  _check_against_scipy(cost, hungarian.hungarian_match(cost).numpy())
+  graph = tf.function(hungarian.hungarian_match)
   _check_against_scipy(cost, graph(cost).numpy())
 
 
@@ -88,15 +88,15 @@ def test_single_and_empty_rows():
   np.testing.assert_array_equal(
       _solve_compiled(np.array([[[3.0, -1.0, 2.0]]], np.float32)).numpy(),
       [[[0, 1, 0]]])
-  assert matching.hungarian_match(np.zeros((2, 0, 4), np.float32)).shape == (
+  assert hungarian.hungarian_match(np.zeros((2, 0, 4), np.float32)).shape == (
       2, 0, 4)
 
 
 def test_bad_shapes_are_rejected():
   with pytest.raises(ValueError, match='R <= C'):
-    matching.hungarian_match(np.zeros((1, 5, 4), np.float32))
+    hungarian.hungarian_match(np.zeros((1, 5, 4), np.float32))
   with pytest.raises(ValueError, match=r'\[B, R, C\]'):
-    matching.hungarian_match(np.zeros((5, 4), np.float32))
+    hungarian.hungarian_match(np.zeros((5, 4), np.float32))
 
 
 def test_non_finite_costs_do_not_hang():

@@ -29,9 +29,11 @@ from cmt import common
 from cmt.data import preprocessing
 from cmt.evaluation.evaluator import segment_scores_of
 from cmt.protos import config_pb2
+from cmt.vis import colors
 
 METRICS_JSON = 'metrics.json'
-# model_dir/eval/predictions/{panoptic.json, panoptic/*.png}
+# With `save_predictions`: model_dir/eval/predictions/ holds the COCO
+# panoptic files (`coco_panoptic_format.PANOPTIC_JSON`, `PNG_FOLDER`).
 PREDICTIONS_FOLDER = 'predictions'
 
 # What a replica returns besides the predictions: the join key and where
@@ -64,18 +66,6 @@ class HostData:
                          'device and host read different sets') from None
       self._pending[example.index] = example
     return self._pending.pop(index)
-
-
-def colorize_panoptic(panoptic: np.ndarray, class_colors: np.ndarray,
-                      label_divisor: int) -> np.ndarray:
-  """[H, W] panoptic map -> [H, W, 3] uint8: class colour, shaded by instance."""
-  semantic = panoptic // label_divisor
-  instance = panoptic % label_divisor
-  color = class_colors[np.clip(semantic, 0, len(class_colors) - 1)].astype(
-      np.float32)
-  # Instances of one class: alternate brightness so neighbours differ.
-  shade = np.where(instance > 0, 0.6 + 0.4 * ((instance * 37) % 11) / 10.0, 1.)
-  return np.clip(color * shade[..., None], 0, 255).astype(np.uint8)
 
 
 def _flatten_metrics(result: dict, prefix: str = '') -> dict:
@@ -118,8 +108,7 @@ class CMTEvaluator(orbit.StandardEvaluator):
     self._global_step = global_step
     self._config_file = config_file
     self._summary_images = []
-    self._class_colors = np.array(
-        [(0, 0, 0)] + [c.color for c in dataset_info.categories], np.uint8)
+    self._class_colors = np.array(dataset_info.class_colors, np.uint8)
     self._jit_compile = jit_compile
     # The compiled per-replica step, one per replica id (tests inspect their
     # inputs).
@@ -133,8 +122,9 @@ class CMTEvaluator(orbit.StandardEvaluator):
 
   def _replica_eval(self, inputs):
     outputs = self._model(inputs[common.IMAGE], training=False)
-    predictions = self._post_process(outputs, self._evaluator_options,
-                                     self._dataset_info)
+    predictions = self._post_process(
+        outputs, self._evaluator_options, self._dataset_info,
+        inputs[common.IMAGE].shape[1:3])
     returned = {key: inputs[key] for key in _PASSED_THROUGH}
     returned.update({key: predictions[key] for key in _PREDICTIONS
                      if key in predictions})
@@ -180,9 +170,10 @@ class CMTEvaluator(orbit.StandardEvaluator):
         segment_scores=segment_scores)
     if len(self._summary_images) < self._evaluator_options.num_summary_images:
       label_divisor = self._dataset_info.label_divisor
-      gt = colorize_panoptic(example.gt_panoptic, self._class_colors,
-                             label_divisor)
-      pred = colorize_panoptic(prediction, self._class_colors, label_divisor)
+      gt = colors.panoptic_colors(example.gt_panoptic, self._class_colors,
+                                  label_divisor)
+      pred = colors.panoptic_colors(prediction, self._class_colors,
+                                    label_divisor)
       # image | ground truth | prediction, side by side, original size.
       self._summary_images.append(
           np.concatenate([example.decode_image(), gt, pred], axis=1))
