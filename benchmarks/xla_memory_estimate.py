@@ -14,9 +14,15 @@ pixel ratio (config crop / compile crop)^2 before weights and slots are
 added (activations grow with the pixel count), and the line says so.
 
   python benchmarks/xla_memory_estimate.py [--configs FILE ...]
-      [--compile_crop 641] [--keep_dumps DIR]
+      [--compile_crop 641] [--recompute config] [--least] [--keep_dumps DIR]
 
 Without --configs: every Table 1 and Table 3 config of configs/coco/.
+--recompute lists gradient-recomputation settings to compile each config
+with (off, all, config = as the config says, or kinds joined by '+', e.g.
+axial+transformer); with --least, settings are tried in the order given
+and a config stops at the first that fits 16 GiB. Configs with the same
+model, losses, crop and precision (e.g. 100k and 200k steps of one row)
+are compiled once.
 """
 
 import argparse
@@ -58,6 +64,7 @@ def compile_child(job: dict) -> dict:
       f'train_dataset_options.min_resize_value={crop}',
       f'train_dataset_options.max_resize_value={crop}',
       'trainer_options.jit_compile=true',
+      *job['overrides'],
   ]
   path = str(REPO_ROOT / job['config'])
   with open(path, encoding='utf-8') as f:
@@ -105,13 +112,37 @@ def config_crop(config: str) -> int:
   return int(options.train_dataset_options.crop_size[0])
 
 
+def architecture_key(config: str, setting: str) -> str:
+  """What the compiled step depends on: model, losses, crop, precision and
+  the recompute setting (not the schedule, steps or checkpoint)."""
+  # pylint: disable=g-import-not-at-top
+  from cmt import config as config_lib
+  path = str(REPO_ROOT / config)
+  with open(path, encoding='utf-8') as f:
+    params = {p.name: 'unused' for p in config_lib.find_placeholders(f.read())}
+  options = config_lib.load_config(
+      path, params=params,
+      overrides=train_step_benchmark.recompute_overrides(setting))
+  model = options.model_options
+  recomputed = [getattr(model.recompute, f)  # explicit or default alike
+                for f in train_step_benchmark.RECOMPUTE_KINDS.values()]
+  for field in ('initial_checkpoint', 'restore_scope', 'recompute'):
+    model.ClearField(field)
+  trainer = options.trainer_options
+  return '|'.join(str(x) for x in (
+      model, recomputed, trainer.loss_options,
+      trainer.solver_options.precision,
+      options.train_dataset_options.crop_size))
+
+
 def estimate(config: str, compile_crop: int, params: dict,
-             dump_dir: str) -> dict:
+             dump_dir: str, setting: str) -> dict:
   crop = config_crop(config)
   compiled = min(crop, compile_crop)
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2',
              XLA_FLAGS=f'--xla_dump_to={dump_dir}')
-  job = dict(config=config, crop=compiled, params=params[compiled])
+  job = dict(config=config, crop=compiled, params=params[compiled],
+             overrides=train_step_benchmark.recompute_overrides(setting))
   result = subprocess.run(
       [sys.executable, __file__, '--child', json.dumps(job)],
       capture_output=True, text=True, env=env, check=False)
@@ -132,6 +163,20 @@ def estimate(config: str, compile_crop: int, params: dict,
                            child['slots_bytes']) / gib}
 
 
+def print_row(name: str, setting: str, result: dict) -> None:
+  if 'error' in result:
+    print(f'{name:42s} {setting:18s} failed: {result["error"]}', flush=True)
+    return
+  how = result.get('same_as') or (
+      '' if result['compiled'] == result['crop'] else
+      f'XLA at {result["compiled"]}, x pixel ratio')
+  print(f'{name:42s} {setting:18s} {result["crop"]:5d} '
+        f'{result["xla_gib"]:8.2f} {result["scaled_gib"]:7.2f} '
+        f'{result["state_gib"]:7.2f} {result["estimate_gib"]:8.2f} '
+        f'{"yes" if result["estimate_gib"] <= CORE_GIB else "NO":>4s} '
+        f'{result["seconds"]:6.0f} {how}', flush=True)
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(
       description=__doc__.splitlines()[0], epilog=__doc__,
@@ -140,6 +185,10 @@ def main(argv=None) -> int:
   parser.add_argument('--configs', nargs='+', default=None)
   parser.add_argument('--compile_crop', type=int, default=641,
                       help='largest crop to compile at (4k+1)')
+  parser.add_argument('--recompute', nargs='+', default=['config'],
+                      help='recompute settings to compile with')
+  parser.add_argument('--least', action='store_true',
+                      help='stop at the first setting that fits 16 GiB')
   parser.add_argument('--keep_dumps', help='keep the XLA dumps here')
   args = parser.parse_args(argv)
   if args.child:
@@ -152,10 +201,17 @@ def main(argv=None) -> int:
     parser.error(f'--configs: no such file {missing[0]}')
   if args.compile_crop < 33 or (args.compile_crop - 1) % 4:
     parser.error(f'--compile_crop must be 4k+1 >= 33, got {args.compile_crop}')
-  print(f'{"config":45s} {"crop":>5s} {"compiled":>8s} {"XLA GiB":>8s} '
-        f'{"scaled":>7s} {"w+slots":>7s} {"per core GiB":>12s} fits 16 GiB',
-        flush=True)
+  try:
+    for setting in args.recompute:
+      train_step_benchmark.recompute_overrides(setting)
+  except ValueError as e:
+    parser.error(f'--recompute: {e}')
+  print(f'load average at start: {os.getloadavg()[0]:.1f}')
+  print(f'{"config":42s} {"recompute":18s} {"crop":>5s} {"XLA GiB":>8s} '
+        f'{"scaled":>7s} {"w+slots":>7s} {"core GiB":>8s} {"fits":>4s} '
+        f'{"sec":>6s} how', flush=True)
   start = time.perf_counter()
+  done = {}  # architecture_key -> (config name, result)
   with tempfile.TemporaryDirectory() as folder:
     params = {}
     for config in configs:
@@ -166,21 +222,26 @@ def main(argv=None) -> int:
         # For configs on the synthetic classes (the demo's).
         params[crop]['CATEGORIES_JSON'] = os.path.join(images,
                                                        'categories.json')
-      dump_dir = os.path.join(args.keep_dumps or folder,
-                              pathlib.Path(config).stem)
-      result = estimate(config, args.compile_crop, params, dump_dir)
       name = pathlib.Path(config).stem
-      if 'error' in result:
-        print(f'{name:45s} failed: {result["error"]}', flush=True)
-        continue
-      how = ('' if result['compiled'] == result['crop'] else
-             f' (XLA at {result["compiled"]}, x pixel ratio)')
-      print(f'{name:45s} {result["crop"]:5d} {result["compiled"]:8d} '
-            f'{result["xla_gib"]:8.2f} {result["scaled_gib"]:7.2f} '
-            f'{result["state_gib"]:7.2f} {result["estimate_gib"]:12.2f} '
-            f'{"yes" if result["estimate_gib"] <= CORE_GIB else "NO"}{how}',
-            flush=True)
-  print(f'total {time.perf_counter() - start:.0f} s')
+      for setting in args.recompute:
+        key = architecture_key(config, setting)
+        if key in done:
+          result = dict(done[key][1], seconds=0,
+                        same_as=f'as {done[key][0]}')
+        else:
+          dump_dir = os.path.join(args.keep_dumps or folder,
+                                  f'{name}-{setting}')
+          began = time.perf_counter()
+          result = estimate(config, args.compile_crop, params, dump_dir,
+                            setting)
+          result['seconds'] = time.perf_counter() - began
+          if 'error' not in result:
+            done[key] = (name, result)
+        print_row(name, setting, result)
+        if args.least and result.get('estimate_gib', 1e9) <= CORE_GIB:
+          break
+  print(f'load average at end: {os.getloadavg()[0]:.1f}; '
+        f'total {time.perf_counter() - start:.0f} s')
   return 0
 
 
