@@ -22,10 +22,11 @@ own MaX-DeepLab-S (its configs/coco/max_deeplab/max_deeplab_s_os16_res641_
 100k.textproto at the crop, random init, drop path as configured, its
 DeepLabFamilyLoss, Adam) with the same step in a tf.function, on synthetic
 targets. One child runs at a time. Per crop, --rounds rounds run every
-setting once each, DeepLab2 first, in reverse order every other round, so
-load from other jobs hits them alike; each row's ratios are against the
-DeepLab2 child of its round, and the summary gives per setting the median
-step, the largest peak and the median of the per-round ratios.
+setting once each, in reverse order every other round, with a DeepLab2
+child before each round and one after the last, so load from other jobs
+hits them alike. Each row's ratios are against the DeepLab2 child before
+it; the summary gives per setting the median step and peak over its
+children and their ratios to the median of DeepLab2's.
 
   python benchmarks/memory_benchmark.py [--models max_s cmt_r50]
       [--crops 321 641] [--recompute off all | off max_s:axial ...]
@@ -174,8 +175,8 @@ def settings_per_model(values: list[str], models: list[str]) -> dict:
 
 
 def run_round(jobs: list[dict], results: dict) -> None:
-  """Runs `jobs` one after the other and prints each; ratios are against
-  the round's DeepLab2 child, which runs first."""
+  """Runs `jobs` one after the other and prints each, with ratios against
+  the last DeepLab2 child before it."""
   reference = None
   for job in jobs:
     result = measure(job)
@@ -185,34 +186,30 @@ def run_round(jobs: list[dict], results: dict) -> None:
       continue
     if job['model'] == 'deeplab2':
       reference = result
-    if reference is not None:
-      result['step_ratio'] = result['step'] / reference['step']
-      result['memory_ratio'] = result['peak_gb'] / reference['peak_gb']
     results.setdefault((job['model'], job['crop'], job['recompute']),
                        []).append(result)
     ratios = ('' if reference is None else
-              f' {result["step_ratio"]:10.2f} {result["memory_ratio"]:9.2f}')
+              f' {result["step"] / reference["step"]:10.2f}'
+              f' {result["peak_gb"] / reference["peak_gb"]:9.2f}')
     print(line + f'{result["step"]:7.2f} {result["peak_gb"]:8.2f}' + ratios,
           flush=True)
 
 
 def print_summary(results: dict) -> None:
-  """Medians over the rounds: step, peak, step ratio (per round, against
-  that round's DeepLab2); memory ratio of the median peaks."""
-  print(f'\nmedians over rounds\n{"model":9s} {"crop":>5s} '
-        f'{"recompute":>18s} {"step s":>7s} {"peak GB":>8s} '
-        f'{"step / DL2":>10s} {"mem / DL2":>9s}')
-  for (model, crop, setting), runs in results.items():
-    peak = statistics.median(r['peak_gb'] for r in runs)
-    reference = [v for k, v in results.items() if k[:2] == ('deeplab2', crop)]
-    ratios = ''
-    if reference and all('step_ratio' in r for r in runs):
-      reference_peak = statistics.median(r['peak_gb'] for r in reference[0])
-      ratios = (f' {statistics.median(r["step_ratio"] for r in runs):10.2f}'
-                f' {peak / reference_peak:9.2f}')
-    print(f'{model:9s} {crop:5d} {setting:>18s} '
-          f'{statistics.median(r["step"] for r in runs):7.2f} '
-          f'{peak:8.2f}' + ratios, flush=True)
+  """Per setting the medians over its children, and their ratios to the
+  medians of the DeepLab2 children at the same crop."""
+  print(f'\nmedians\n{"model":9s} {"crop":>5s} {"recompute":>18s} '
+        f'{"step s":>7s} {"peak GB":>8s} {"step / DL2":>10s} '
+        f'{"mem / DL2":>9s} children')
+  medians = {key: (statistics.median(r['step'] for r in runs),
+                   statistics.median(r['peak_gb'] for r in runs), len(runs))
+             for key, runs in results.items()}
+  for (model, crop, setting), (step, peak, count) in medians.items():
+    reference = medians.get(('deeplab2', crop, 'axial'))
+    ratios = ('' if reference is None else
+              f' {step / reference[0]:10.2f} {peak / reference[1]:9.2f}')
+    print(f'{model:9s} {crop:5d} {setting:>18s} {step:7.2f} {peak:8.2f}' +
+          ratios + f' {count:8d}', flush=True)
 
 
 def main(argv=None) -> int:
@@ -259,13 +256,14 @@ def main(argv=None) -> int:
           os.path.join(folder, str(crop)), crop)
       ours = [dict(model=m, recompute=r, crop=crop, steps=args.steps,
                    params=params) for m in args.models for r in per_model[m]]
-      for round_index in range(args.rounds):
-        jobs = ours if round_index % 2 == 0 else ours[::-1]
-        if args.deeplab2_path:
-          jobs = [dict(model='deeplab2', recompute='axial', crop=crop,
+      deeplab2 = [dict(model='deeplab2', recompute='axial', crop=crop,
                        steps=args.steps,
                        deeplab2_path=os.path.abspath(args.deeplab2_path))
-                  ] + jobs
+                  ] if args.deeplab2_path else []
+      for round_index in range(args.rounds):
+        jobs = deeplab2 + (ours if round_index % 2 == 0 else ours[::-1])
+        if round_index == args.rounds - 1:
+          jobs += deeplab2
         run_round(jobs, results)
         print(f'  (round {round_index + 1} of crop {crop} done, load average '
               f'{os.getloadavg()[0]:.1f})', flush=True)

@@ -4,7 +4,9 @@ For each config, a subprocess builds the run as `cmt-train --mode=train`
 does (the config's `mixed_bfloat16`, batch 1, `jit_compile` on, default
 strategy, synthetic images), and has XLA compile the trainer's
 compute-gradients function (forward, loss, backward) for CPU with
-XLA_FLAGS=--xla_dump_to=DIR, without running it. The estimate is the
+XLA_FLAGS=--xla_dump_to=DIR, without running it (the process is stopped
+once XLA has written its memory report, before code generation, which the
+report does not need). The estimate is the
 "Total bytes used" line of that module's `*memory-usage-report.txt` plus
 the float32 weights and the optimiser's slot variables (Adam: 2 per
 trainable weight), which live outside that module.
@@ -76,20 +78,23 @@ def compile_child(job: dict) -> dict:
   with tempfile.TemporaryDirectory() as model_dir, \
       train_lib.precision_policy(solver):
     run = train_lib.build_run('train', options, model_dir, strategy)
-    batch = next(iter(run.trainer.train_dataset))
-    run.trainer.compute_gradients.experimental_get_compiler_ir(batch)(
-        stage='optimized_hlo')
     weights = sum(v.shape.num_elements() * v.dtype.size
                   for v in run.model.weights)
     slots = sum(v.shape.num_elements() * v.dtype.size
                 for v in run.trainer.optimizer.variables
                 if v.shape.rank)  # iteration counters etc. are scalars
-  return {'weights_bytes': weights, 'slots_bytes': slots,
-          'precision': solver.precision}
+    # Printed before compiling: the parent stops this process once XLA has
+    # written the memory report (the code generation after it is not needed).
+    print('RESULT ' + json.dumps({'weights_bytes': weights,
+                                  'slots_bytes': slots}), flush=True)
+    batch = next(iter(run.trainer.train_dataset))
+    run.trainer.compute_gradients.experimental_get_compiler_ir(batch)(
+        stage='optimized_hlo')
 
 
-def xla_total_bytes(dump_dir: str) -> int:
-  """Largest 'Total bytes used' among the compute-gradients module reports."""
+def xla_total_bytes(dump_dir: str):
+  """Largest 'Total bytes used' among the compute-gradients module reports
+  (None if there is none yet)."""
   totals = []
   for path in glob.glob(os.path.join(dump_dir, '*memory-usage-report.txt')):
     if 'compute_gradients' not in os.path.basename(path):
@@ -98,9 +103,7 @@ def xla_total_bytes(dump_dir: str) -> int:
       match = _TOTAL.search(f.read())
     if match:
       totals.append(int(match.group(1)))
-  if not totals:
-    raise RuntimeError(f'no compute_gradients memory report in {dump_dir}')
-  return max(totals)
+  return max(totals) if totals else None
 
 
 def config_crop(config: str) -> int:
@@ -143,17 +146,32 @@ def estimate(config: str, compile_crop: int, params: dict,
              XLA_FLAGS=f'--xla_dump_to={dump_dir}')
   job = dict(config=config, crop=compiled, params=params[compiled],
              overrides=train_step_benchmark.recompute_overrides(setting))
-  result = subprocess.run(
-      [sys.executable, __file__, '--child', json.dumps(job)],
-      capture_output=True, text=True, env=env, check=False)
+  os.makedirs(dump_dir, exist_ok=True)
+  out_path = os.path.join(dump_dir, 'child_stdout.txt')
+  err_path = os.path.join(dump_dir, 'child_stderr.txt')
+  with open(out_path, 'w', encoding='utf-8') as out, \
+      open(err_path, 'w', encoding='utf-8') as err:
+    process = subprocess.Popen(
+        [sys.executable, __file__, '--child', json.dumps(job)],
+        stdout=out, stderr=err, text=True, env=env)
+    xla = None
+    while process.poll() is None and xla is None:
+      time.sleep(5)
+      xla = xla_total_bytes(dump_dir)
+    if process.poll() is None:  # Report written: skip code generation.
+      process.terminate()
+      process.wait()
   child = None
-  for line in result.stdout.splitlines():
-    if line.startswith('RESULT '):
-      child = json.loads(line[len('RESULT '):])
-  if child is None:
-    tail = (result.stderr.strip().splitlines() or ['no output'])[-1]
-    return {'error': tail[:160]}
+  with open(out_path, encoding='utf-8') as f:
+    for line in f:
+      if line.startswith('RESULT '):
+        child = json.loads(line[len('RESULT '):])
   xla = xla_total_bytes(dump_dir)
+  if child is None or xla is None:
+    with open(err_path, encoding='utf-8') as f:
+      lines = [l for l in f.read().strip().splitlines()
+               if 'cuda' not in l.lower()] or ['no output']
+    return {'error': lines[-1][:160]}
   scale = (crop / compiled) ** 2
   gib = 2.0**30
   return {'crop': crop, 'compiled': compiled, 'xla_gib': xla / gib,
