@@ -7,13 +7,15 @@ compute-gradients function (forward, loss, backward) for CPU with
 XLA_FLAGS=--xla_dump_to=DIR, without running it (the process is stopped
 once XLA has written its memory report, before code generation, which the
 report does not need). The estimate is the
-"Total bytes used" line of that module's `*memory-usage-report.txt` plus
-the float32 weights and the optimiser's slot variables (Adam: 2 per
+"Total bytes used" line of that module's `*memory-usage-report.txt` (its
+parameters, i.e. the float32 weights, BatchNorm statistics and the batch;
+its outputs, i.e. the gradients and statistics updates; its temporaries,
+i.e. the activations) plus the optimiser's slot variables (Adam: 2 per
 trainable weight), which live outside that module.
 
-At --compile_crop below the config's crop, XLA's figure is scaled by the
-pixel ratio (config crop / compile crop)^2 before weights and slots are
-added (activations grow with the pixel count), and the line says so.
+At --compile_crop below the config's crop, XLA's temporaries are scaled by
+the pixel ratio (config crop / compile crop)^2 (activations grow with the
+pixel count; weights and gradients do not), and the line says so.
 
   python benchmarks/xla_memory_estimate.py [--configs FILE ...]
       [--compile_crop 641] [--recompute config] [--least] [--keep_dumps DIR]
@@ -44,6 +46,9 @@ import train_step_benchmark  # pylint: disable=g-import-not-at-top,wrong-import-
 
 CORE_GIB = 16.0
 _TOTAL = re.compile(r'Total bytes used:\s*(\d+)')
+_ALLOCATION = re.compile(
+    r'allocation (\d+): size ([\d.]+)(B|KiB|MiB|GiB), preallocated-temp')
+_UNITS = {'B': 1, 'KiB': 2**10, 'MiB': 2**20, 'GiB': 2**30}
 
 
 def paper_configs():
@@ -78,32 +83,33 @@ def compile_child(job: dict) -> dict:
   with tempfile.TemporaryDirectory() as model_dir, \
       train_lib.precision_policy(solver):
     run = train_lib.build_run('train', options, model_dir, strategy)
-    weights = sum(v.shape.num_elements() * v.dtype.size
-                  for v in run.model.weights)
     slots = sum(v.shape.num_elements() * v.dtype.size
                 for v in run.trainer.optimizer.variables
                 if v.shape.rank)  # iteration counters etc. are scalars
     # Printed before compiling: the parent stops this process once XLA has
     # written the memory report (the code generation after it is not needed).
-    print('RESULT ' + json.dumps({'weights_bytes': weights,
-                                  'slots_bytes': slots}), flush=True)
+    print('RESULT ' + json.dumps({'slots_bytes': slots}), flush=True)
     batch = next(iter(run.trainer.train_dataset))
     run.trainer.compute_gradients.experimental_get_compiler_ir(batch)(
         stage='optimized_hlo')
 
 
-def xla_total_bytes(dump_dir: str):
-  """Largest 'Total bytes used' among the compute-gradients module reports
-  (None if there is none yet)."""
-  totals = []
+def xla_report(dump_dir: str):
+  """(total, temporary) bytes of the compute-gradients module's memory
+  report (the largest if several; None if there is none yet)."""
+  reports = []
   for path in glob.glob(os.path.join(dump_dir, '*memory-usage-report.txt')):
     if 'compute_gradients' not in os.path.basename(path):
       continue
     with open(path, encoding='utf-8') as f:
-      match = _TOTAL.search(f.read())
+      text = f.read()
+    match = _TOTAL.search(text)
     if match:
-      totals.append(int(match.group(1)))
-  return max(totals) if totals else None
+      # The report lists allocations in several orders: count each once.
+      temps = {m.group(1): float(m.group(2)) * _UNITS[m.group(3)]
+               for m in _ALLOCATION.finditer(text)}
+      reports.append((int(match.group(1)), sum(temps.values())))
+  return max(reports) if reports else None
 
 
 def config_crop(config: str) -> int:
@@ -115,9 +121,10 @@ def config_crop(config: str) -> int:
   return int(options.train_dataset_options.crop_size[0])
 
 
-def architecture_key(config: str, setting: str) -> str:
-  """What the compiled step depends on: model, losses, crop, precision and
-  the recompute setting (not the schedule, steps or checkpoint)."""
+def architecture_key(config: str, setting: str, compiled: int) -> str:
+  """What the compiled step depends on: model, losses, precision, the
+  recompute setting and the crop compiled at (not the schedule, steps,
+  checkpoint or the config's own crop)."""
   # pylint: disable=g-import-not-at-top
   from cmt import config as config_lib
   path = str(REPO_ROOT / config)
@@ -134,17 +141,15 @@ def architecture_key(config: str, setting: str) -> str:
   trainer = options.trainer_options
   return '|'.join(str(x) for x in (
       model, recomputed, trainer.loss_options,
-      trainer.solver_options.precision,
-      options.train_dataset_options.crop_size))
+      trainer.solver_options.precision, compiled))
 
 
-def estimate(config: str, compile_crop: int, params: dict,
-             dump_dir: str, setting: str) -> dict:
-  crop = config_crop(config)
-  compiled = min(crop, compile_crop)
+def compile_step(config: str, compiled: int, params: dict, dump_dir: str,
+                 setting: str) -> dict:
+  """XLA's total and temporary bytes and the Adam slot bytes, or 'error'."""
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2',
              XLA_FLAGS=f'--xla_dump_to={dump_dir}')
-  job = dict(config=config, crop=compiled, params=params[compiled],
+  job = dict(config=config, crop=compiled, params=params,
              overrides=train_step_benchmark.recompute_overrides(setting))
   os.makedirs(dump_dir, exist_ok=True)
   out_path = os.path.join(dump_dir, 'child_stdout.txt')
@@ -157,7 +162,7 @@ def estimate(config: str, compile_crop: int, params: dict,
     xla = None
     while process.poll() is None and xla is None:
       time.sleep(5)
-      xla = xla_total_bytes(dump_dir)
+      xla = xla_report(dump_dir)
     if process.poll() is None:  # Report written: skip code generation.
       process.terminate()
       process.wait()
@@ -166,31 +171,37 @@ def estimate(config: str, compile_crop: int, params: dict,
     for line in f:
       if line.startswith('RESULT '):
         child = json.loads(line[len('RESULT '):])
-  xla = xla_total_bytes(dump_dir)
+  xla = xla_report(dump_dir)
   if child is None or xla is None:
     with open(err_path, encoding='utf-8') as f:
       lines = [l for l in f.read().strip().splitlines()
                if 'cuda' not in l.lower()] or ['no output']
     return {'error': lines[-1][:160]}
-  scale = (crop / compiled) ** 2
+  return {'total': xla[0], 'temporary': xla[1], 'slots': child['slots_bytes']}
+
+
+def estimate(compiled_step: dict, crop: int, compiled: int) -> dict:
+  """GiB per core at `crop` from a step compiled at `compiled`."""
+  scaled = (compiled_step['total'] +
+            compiled_step['temporary'] * ((crop / compiled) ** 2 - 1))
   gib = 2.0**30
-  return {'crop': crop, 'compiled': compiled, 'xla_gib': xla / gib,
-          'scaled_gib': xla * scale / gib,
-          'state_gib': (child['weights_bytes'] + child['slots_bytes']) / gib,
-          'estimate_gib': (xla * scale + child['weights_bytes'] +
-                           child['slots_bytes']) / gib}
+  return {'crop': crop, 'compiled': compiled,
+          'xla_gib': compiled_step['total'] / gib, 'scaled_gib': scaled / gib,
+          'slots_gib': compiled_step['slots'] / gib,
+          'estimate_gib': (scaled + compiled_step['slots']) / gib}
 
 
 def print_row(name: str, setting: str, result: dict) -> None:
   if 'error' in result:
     print(f'{name:42s} {setting:18s} failed: {result["error"]}', flush=True)
     return
-  how = result.get('same_as') or (
+  how = ', '.join(filter(None, [
+      result['same_as'],
       '' if result['compiled'] == result['crop'] else
-      f'XLA at {result["compiled"]}, x pixel ratio')
+      f'XLA at {result["compiled"]}, temporaries x pixel ratio']))
   print(f'{name:42s} {setting:18s} {result["crop"]:5d} '
         f'{result["xla_gib"]:8.2f} {result["scaled_gib"]:7.2f} '
-        f'{result["state_gib"]:7.2f} {result["estimate_gib"]:8.2f} '
+        f'{result["slots_gib"]:7.2f} {result["estimate_gib"]:8.2f} '
         f'{"yes" if result["estimate_gib"] <= CORE_GIB else "NO":>4s} '
         f'{result["seconds"]:6.0f} {how}', flush=True)
 
@@ -226,35 +237,38 @@ def main(argv=None) -> int:
     parser.error(f'--recompute: {e}')
   print(f'load average at start: {os.getloadavg()[0]:.1f}')
   print(f'{"config":42s} {"recompute":18s} {"crop":>5s} {"XLA GiB":>8s} '
-        f'{"scaled":>7s} {"w+slots":>7s} {"core GiB":>8s} {"fits":>4s} '
+        f'{"scaled":>7s} {"slots":>7s} {"core GiB":>8s} {"fits":>4s} '
         f'{"sec":>6s} how', flush=True)
   start = time.perf_counter()
-  done = {}  # architecture_key -> (config name, result)
+  done = {}  # architecture_key -> (config name, compile_step result)
   with tempfile.TemporaryDirectory() as folder:
     params = {}
     for config in configs:
-      crop = min(config_crop(config), args.compile_crop)
-      if crop not in params:
-        images = os.path.join(folder, f'images{crop}')
-        params[crop] = train_step_benchmark.write_images(images, crop)
+      crop = config_crop(config)
+      compiled = min(crop, args.compile_crop)
+      if compiled not in params:
+        images = os.path.join(folder, f'images{compiled}')
+        params[compiled] = train_step_benchmark.write_images(images, compiled)
         # For configs on the synthetic classes (the demo's).
-        params[crop]['CATEGORIES_JSON'] = os.path.join(images,
-                                                       'categories.json')
+        params[compiled]['CATEGORIES_JSON'] = os.path.join(images,
+                                                           'categories.json')
       name = pathlib.Path(config).stem
       for setting in args.recompute:
-        key = architecture_key(config, setting)
+        key = architecture_key(config, setting, compiled)
+        began = time.perf_counter()
+        same_as = None
         if key in done:
-          result = dict(done[key][1], seconds=0,
-                        same_as=f'as {done[key][0]}')
+          same_as, step = done[key]
         else:
-          dump_dir = os.path.join(args.keep_dumps or folder,
-                                  f'{name}-{setting}')
-          began = time.perf_counter()
-          result = estimate(config, args.compile_crop, params, dump_dir,
-                            setting)
-          result['seconds'] = time.perf_counter() - began
-          if 'error' not in result:
-            done[key] = (name, result)
+          step = compile_step(
+              config, compiled, params[compiled],
+              os.path.join(args.keep_dumps or folder, f'{name}-{setting}'),
+              setting)
+          if 'error' not in step:
+            done[key] = (name, step)
+        result = step if 'error' in step else estimate(step, crop, compiled)
+        result.update(seconds=time.perf_counter() - began,
+                      same_as=same_as and f'compiled for {same_as}')
         print_row(name, setting, result)
         if args.least and result.get('estimate_gib', 1e9) <= CORE_GIB:
           break
