@@ -7,24 +7,30 @@ time and its peak resident memory (ru_maxrss of the process: model, Adam
 slots, the traced step and its activations, TensorFlow itself). Our models
 run exactly as `cmt-train --mode=train` (`train_step_benchmark.time_setting`:
 paper config, batch 1, the crop, float32, XLA off, synthetic images) with
-`model_options.recompute` set to:
+`model_options.recompute` set by --recompute, each value a setting for
+every model or MODEL:SETTING for one model only; a setting is
 
-  off    nothing recomputed
-  axial  axial blocks only (DeepLab2's default for MaX-DeepLab-S)
-  all    conv, axial, transformer and decoder blocks
-  config what the paper config itself sets
+  off                nothing recomputed
+  all                conv, axial, transformer and decoder blocks
+  config             what the paper config itself sets
+  KIND[+KIND...]     those kinds: conv, axial (DeepLab2's default for
+                     MaX-DeepLab-S), transformer, decoder
 
 With --deeplab2_path (a directory holding the `deeplab2` package with its
 protos compiled; never part of this repository) it also measures DeepLab2's
 own MaX-DeepLab-S (its configs/coco/max_deeplab/max_deeplab_s_os16_res641_
 100k.textproto at the crop, random init, drop path as configured, its
 DeepLabFamilyLoss, Adam) with the same step in a tf.function, on synthetic
-targets. Settings run interleaved per crop, so load from other jobs hits
-them alike; compare ratios.
+targets. One child runs at a time. Per crop, --rounds rounds run every
+setting once each, in reverse order every other round, with a DeepLab2
+child before each round and one after the last, so load from other jobs
+hits them alike. Each row's ratios are against the DeepLab2 child before
+it; the summary gives per setting the median step and peak over its
+children and their ratios to the median of DeepLab2's.
 
   python benchmarks/memory_benchmark.py [--models max_s cmt_r50]
-      [--crops 321 641] [--recompute off all] [--steps 3]
-      [--deeplab2_path /tmp/deeplab2_src]
+      [--crops 321 641] [--recompute off all | off max_s:axial ...]
+      [--steps 3] [--rounds 1] [--deeplab2_path /tmp/deeplab2_src]
 """
 
 import argparse
@@ -32,6 +38,7 @@ import json
 import os
 import pathlib
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,15 +48,6 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / 'benchmarks'))
 import train_step_benchmark  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-RECOMPUTE = {
-    'off': dict(conv_blocks=False, axial_blocks=False,
-                transformer_layers=False, decoder_stages=False),
-    'axial': dict(conv_blocks=False, axial_blocks=True,
-                  transformer_layers=False, decoder_stages=False),
-    'all': dict(conv_blocks=True, axial_blocks=True, transformer_layers=True,
-                decoder_stages=True),
-    'config': None,
-}
 DEEPLAB2_CONFIG = 'configs/coco/max_deeplab/max_deeplab_s_os16_res641_100k.textproto'
 
 
@@ -58,10 +56,7 @@ def peak_rss_gb() -> float:
 
 
 def run_ours(job: dict) -> dict:
-  setting = RECOMPUTE[job['recompute']]
-  overrides = [] if setting is None else [
-      f'model_options.recompute.{k}={str(v).lower()}'
-      for k, v in setting.items()]
+  overrides = train_step_benchmark.recompute_overrides(job['recompute'])
   _, step = train_step_benchmark.time_setting(
       train_step_benchmark.MODELS[job['model']], job['crop'], False,
       job['params'], job['steps'], overrides)
@@ -92,7 +87,6 @@ def run_deeplab2(job: dict) -> dict:
   """DeepLab2's MaX-DeepLab-S train step (its Trainer._train_step, without
   the data pipeline), timed like ours."""
   # pylint: disable=g-import-not-at-top
-  import statistics
   import numpy as np
   import tensorflow as tf
   from google.protobuf import text_format
@@ -167,6 +161,57 @@ def measure(job: dict) -> dict:
   return {'error': tail[:120]}
 
 
+def settings_per_model(values: list[str], models: list[str]) -> dict:
+  """--recompute values -> {model: [setting, ...]} (ValueError if bad)."""
+  per_model = {m: [] for m in models}
+  for value in values:
+    model, _, setting = value.rpartition(':')
+    train_step_benchmark.recompute_overrides(setting)  # Checks the setting.
+    if model and model not in per_model:
+      raise ValueError(f'{value!r}: model {model!r} is not in --models')
+    for m in [model] if model else models:
+      per_model[m].append(setting)
+  return per_model
+
+
+def run_round(jobs: list[dict], results: dict) -> None:
+  """Runs `jobs` one after the other and prints each, with ratios against
+  the last DeepLab2 child before it."""
+  reference = None
+  for job in jobs:
+    result = measure(job)
+    line = f'{job["model"]:9s} {job["crop"]:5d} {job["recompute"]:>18s} '
+    if 'error' in result:
+      print(line + 'failed: ' + result['error'], flush=True)
+      continue
+    if job['model'] == 'deeplab2':
+      reference = result
+    results.setdefault((job['model'], job['crop'], job['recompute']),
+                       []).append(result)
+    ratios = ('' if reference is None else
+              f' {result["step"] / reference["step"]:10.2f}'
+              f' {result["peak_gb"] / reference["peak_gb"]:9.2f}')
+    print(line + f'{result["step"]:7.2f} {result["peak_gb"]:8.2f}' + ratios,
+          flush=True)
+
+
+def print_summary(results: dict) -> None:
+  """Per setting the medians over its children, and their ratios to the
+  medians of the DeepLab2 children at the same crop."""
+  print(f'\nmedians\n{"model":9s} {"crop":>5s} {"recompute":>18s} '
+        f'{"step s":>7s} {"peak GB":>8s} {"step / DL2":>10s} '
+        f'{"mem / DL2":>9s} children')
+  medians = {key: (statistics.median(r['step'] for r in runs),
+                   statistics.median(r['peak_gb'] for r in runs), len(runs))
+             for key, runs in results.items()}
+  for (model, crop, setting), (step, peak, count) in medians.items():
+    reference = medians.get(('deeplab2', crop, 'axial'))
+    ratios = ('' if reference is None else
+              f' {step / reference[0]:10.2f} {peak / reference[1]:9.2f}')
+    print(f'{model:9s} {crop:5d} {setting:>18s} {step:7.2f} {peak:8.2f}' +
+          ratios + f' {count:8d}', flush=True)
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(
       description=__doc__.splitlines()[0], epilog=__doc__,
@@ -176,10 +221,12 @@ def main(argv=None) -> int:
                       choices=sorted(train_step_benchmark.MODELS),
                       default=['max_s', 'cmt_r50'])
   parser.add_argument('--crops', nargs='+', type=int, default=[321, 641])
-  parser.add_argument('--recompute', nargs='+', choices=list(RECOMPUTE),
-                      default=['off', 'all'])
+  parser.add_argument('--recompute', nargs='+', default=['off', 'all'],
+                      help='SETTING or MODEL:SETTING (see below)')
   parser.add_argument('--steps', type=int, default=3,
                       help='timed steps after the first')
+  parser.add_argument('--rounds', type=int, default=1,
+                      help='runs of every setting per crop, interleaved')
   parser.add_argument('--deeplab2_path',
                       help='directory holding the deeplab2 package')
   args = parser.parse_args(argv)
@@ -188,41 +235,39 @@ def main(argv=None) -> int:
   bad = [c for c in args.crops if c < 33 or (c - 1) % 4]
   if bad:
     parser.error(f'--crops must be 4k+1 >= 33, got {bad}')
-  if args.steps < 1:
-    parser.error('--steps must be >= 1')
+  if args.steps < 1 or args.rounds < 1:
+    parser.error('--steps and --rounds must be >= 1')
+  try:
+    per_model = settings_per_model(args.recompute, args.models)
+  except ValueError as e:
+    parser.error(f'--recompute: {e}')
   if args.deeplab2_path and not os.path.isfile(os.path.join(
       args.deeplab2_path, 'deeplab2', 'config_pb2.py')):
     parser.error(f'--deeplab2_path {args.deeplab2_path}: no deeplab2/'
                  'config_pb2.py there (compile its protos first)')
   print(f'load average at start: {os.getloadavg()[0]:.1f}')
-  print(f'{"model":9s} {"crop":>5s} {"recompute":>9s} {"step s":>7s} '
+  print(f'{"model":9s} {"crop":>5s} {"recompute":>18s} {"step s":>7s} '
         f'{"peak GB":>8s} {"step / DL2":>10s} {"mem / DL2":>9s}', flush=True)
   start = time.perf_counter()
+  results = {}
   with tempfile.TemporaryDirectory() as folder:
     for crop in args.crops:
       params = train_step_benchmark.write_images(
           os.path.join(folder, str(crop)), crop)
-      jobs = []
-      if args.deeplab2_path:
-        jobs.append(dict(model='deeplab2', recompute='axial',
-                         deeplab2_path=os.path.abspath(args.deeplab2_path)))
-      jobs += [dict(model=m, recompute=r) for m in args.models
-               for r in args.recompute]
-      reference = None
-      for job in jobs:
-        job.update(crop=crop, steps=args.steps, params=params)
-        result = measure(job)
-        line = f'{job["model"]:9s} {crop:5d} {job["recompute"]:>9s} '
-        if 'error' in result:
-          print(line + 'failed: ' + result['error'], flush=True)
-          continue
-        if job['model'] == 'deeplab2':
-          reference = result
-        ratios = ('' if reference is None else
-                  f' {result["step"] / reference["step"]:10.2f}'
-                  f' {result["peak_gb"] / reference["peak_gb"]:9.2f}')
-        print(line + f'{result["step"]:7.2f} {result["peak_gb"]:8.2f}' +
-              ratios, flush=True)
+      ours = [dict(model=m, recompute=r, crop=crop, steps=args.steps,
+                   params=params) for m in args.models for r in per_model[m]]
+      deeplab2 = [dict(model='deeplab2', recompute='axial', crop=crop,
+                       steps=args.steps,
+                       deeplab2_path=os.path.abspath(args.deeplab2_path))
+                  ] if args.deeplab2_path else []
+      for round_index in range(args.rounds):
+        jobs = deeplab2 + (ours if round_index % 2 == 0 else ours[::-1])
+        if round_index == args.rounds - 1:
+          jobs += deeplab2
+        run_round(jobs, results)
+        print(f'  (round {round_index + 1} of crop {crop} done, load average '
+              f'{os.getloadavg()[0]:.1f})', flush=True)
+  print_summary(results)
   print(f'load average at end: {os.getloadavg()[0]:.1f}; '
         f'total {time.perf_counter() - start:.0f} s')
   return 0

@@ -32,6 +32,29 @@ MODELS = {
 }
 
 
+# Gradient-recomputation settings (`model_options.recompute`) by name: off,
+# all, config (what the config sets), or kinds joined by '+' (e.g.
+# axial+transformer); the kinds name the proto's fields.
+RECOMPUTE_KINDS = {'conv': 'conv_blocks', 'axial': 'axial_blocks',
+                   'transformer': 'transformer_layers',
+                   'decoder': 'decoder_stages'}
+
+
+def recompute_overrides(setting: str) -> list[str]:
+  """The config overrides of a recompute setting (ValueError if unknown)."""
+  if setting == 'config':
+    return []
+  kinds = {'off': set(), 'all': set(RECOMPUTE_KINDS)}.get(
+      setting, set(setting.split('+')))
+  unknown = kinds - set(RECOMPUTE_KINDS)
+  if unknown:
+    raise ValueError(f'recompute setting {setting!r}: unknown kind '
+                     f'{sorted(unknown)[0]!r} (off, all, config or '
+                     f'{"+".join(RECOMPUTE_KINDS)} joined by +)')
+  return [f'model_options.recompute.{field}={str(kind in kinds).lower()}'
+          for kind, field in RECOMPUTE_KINDS.items()]
+
+
 def write_images(folder: str, crop: int) -> dict:
   """Two synthetic train images of the crop's size, as TFRecords."""
   from cmt.data import build_data  # pylint: disable=g-import-not-at-top

@@ -4,19 +4,29 @@ For each config, a subprocess builds the run as `cmt-train --mode=train`
 does (the config's `mixed_bfloat16`, batch 1, `jit_compile` on, default
 strategy, synthetic images), and has XLA compile the trainer's
 compute-gradients function (forward, loss, backward) for CPU with
-XLA_FLAGS=--xla_dump_to=DIR, without running it. The estimate is the
-"Total bytes used" line of that module's `*memory-usage-report.txt` plus
-the float32 weights and the optimiser's slot variables (Adam: 2 per
+XLA_FLAGS=--xla_dump_to=DIR, without running it (the process is stopped
+once XLA has written its memory report, before code generation, which the
+report does not need). The estimate is the
+"Total bytes used" line of that module's `*memory-usage-report.txt` (its
+parameters, i.e. the float32 weights, BatchNorm statistics and the batch;
+its outputs, i.e. the gradients and statistics updates; its temporaries,
+i.e. the activations) plus the optimiser's slot variables (Adam: 2 per
 trainable weight), which live outside that module.
 
-At --compile_crop below the config's crop, XLA's figure is scaled by the
-pixel ratio (config crop / compile crop)^2 before weights and slots are
-added (activations grow with the pixel count), and the line says so.
+At --compile_crop below the config's crop, XLA's temporaries are scaled by
+the pixel ratio (config crop / compile crop)^2 (activations grow with the
+pixel count; weights and gradients do not), and the line says so.
 
   python benchmarks/xla_memory_estimate.py [--configs FILE ...]
-      [--compile_crop 641] [--keep_dumps DIR]
+      [--compile_crop 641] [--recompute config] [--least] [--keep_dumps DIR]
 
 Without --configs: every Table 1 and Table 3 config of configs/coco/.
+--recompute lists gradient-recomputation settings to compile each config
+with (off, all, config = as the config says, or kinds joined by '+', e.g.
+axial+transformer); with --least, settings are tried in the order given
+and a config stops at the first that fits 16 GiB. Configs with the same
+model, losses, crop and precision (e.g. 100k and 200k steps of one row)
+are compiled once.
 """
 
 import argparse
@@ -36,6 +46,9 @@ import train_step_benchmark  # pylint: disable=g-import-not-at-top,wrong-import-
 
 CORE_GIB = 16.0
 _TOTAL = re.compile(r'Total bytes used:\s*(\d+)')
+_ALLOCATION = re.compile(
+    r'allocation (\d+): size ([\d.]+)(B|KiB|MiB|GiB), preallocated-temp')
+_UNITS = {'B': 1, 'KiB': 2**10, 'MiB': 2**20, 'GiB': 2**30}
 
 
 def paper_configs():
@@ -58,6 +71,7 @@ def compile_child(job: dict) -> dict:
       f'train_dataset_options.min_resize_value={crop}',
       f'train_dataset_options.max_resize_value={crop}',
       'trainer_options.jit_compile=true',
+      *job['overrides'],
   ]
   path = str(REPO_ROOT / job['config'])
   with open(path, encoding='utf-8') as f:
@@ -69,31 +83,33 @@ def compile_child(job: dict) -> dict:
   with tempfile.TemporaryDirectory() as model_dir, \
       train_lib.precision_policy(solver):
     run = train_lib.build_run('train', options, model_dir, strategy)
-    batch = next(iter(run.trainer.train_dataset))
-    run.trainer.compute_gradients.experimental_get_compiler_ir(batch)(
-        stage='optimized_hlo')
-    weights = sum(v.shape.num_elements() * v.dtype.size
-                  for v in run.model.weights)
     slots = sum(v.shape.num_elements() * v.dtype.size
                 for v in run.trainer.optimizer.variables
                 if v.shape.rank)  # iteration counters etc. are scalars
-  return {'weights_bytes': weights, 'slots_bytes': slots,
-          'precision': solver.precision}
+    # Printed before compiling: the parent stops this process once XLA has
+    # written the memory report (the code generation after it is not needed).
+    print('RESULT ' + json.dumps({'slots_bytes': slots}), flush=True)
+    batch = next(iter(run.trainer.train_dataset))
+    run.trainer.compute_gradients.experimental_get_compiler_ir(batch)(
+        stage='optimized_hlo')
 
 
-def xla_total_bytes(dump_dir: str) -> int:
-  """Largest 'Total bytes used' among the compute-gradients module reports."""
-  totals = []
+def xla_report(dump_dir: str):
+  """(total, temporary) bytes of the compute-gradients module's memory
+  report (the largest if several; None if there is none yet)."""
+  reports = []
   for path in glob.glob(os.path.join(dump_dir, '*memory-usage-report.txt')):
     if 'compute_gradients' not in os.path.basename(path):
       continue
     with open(path, encoding='utf-8') as f:
-      match = _TOTAL.search(f.read())
+      text = f.read()
+    match = _TOTAL.search(text)
     if match:
-      totals.append(int(match.group(1)))
-  if not totals:
-    raise RuntimeError(f'no compute_gradients memory report in {dump_dir}')
-  return max(totals)
+      # The report lists allocations in several orders: count each once.
+      temps = {m.group(1): float(m.group(2)) * _UNITS[m.group(3)]
+               for m in _ALLOCATION.finditer(text)}
+      reports.append((int(match.group(1)), sum(temps.values())))
+  return max(reports) if reports else None
 
 
 def config_crop(config: str) -> int:
@@ -105,31 +121,89 @@ def config_crop(config: str) -> int:
   return int(options.train_dataset_options.crop_size[0])
 
 
-def estimate(config: str, compile_crop: int, params: dict,
-             dump_dir: str) -> dict:
-  crop = config_crop(config)
-  compiled = min(crop, compile_crop)
+def architecture_key(config: str, setting: str, compiled: int) -> str:
+  """What the compiled step depends on: model, losses, precision, the
+  recompute setting and the crop compiled at (not the schedule, steps,
+  checkpoint or the config's own crop)."""
+  # pylint: disable=g-import-not-at-top
+  from cmt import config as config_lib
+  path = str(REPO_ROOT / config)
+  with open(path, encoding='utf-8') as f:
+    params = {p.name: 'unused' for p in config_lib.find_placeholders(f.read())}
+  options = config_lib.load_config(
+      path, params=params,
+      overrides=train_step_benchmark.recompute_overrides(setting))
+  model = options.model_options
+  recomputed = [getattr(model.recompute, f)  # explicit or default alike
+                for f in train_step_benchmark.RECOMPUTE_KINDS.values()]
+  for field in ('initial_checkpoint', 'restore_scope', 'recompute'):
+    model.ClearField(field)
+  trainer = options.trainer_options
+  return '|'.join(str(x) for x in (
+      model, recomputed, trainer.loss_options,
+      trainer.solver_options.precision, compiled))
+
+
+def compile_step(config: str, compiled: int, params: dict, dump_dir: str,
+                 setting: str) -> dict:
+  """XLA's total and temporary bytes and the Adam slot bytes, or 'error'."""
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2',
              XLA_FLAGS=f'--xla_dump_to={dump_dir}')
-  job = dict(config=config, crop=compiled, params=params[compiled])
-  result = subprocess.run(
-      [sys.executable, __file__, '--child', json.dumps(job)],
-      capture_output=True, text=True, env=env, check=False)
+  job = dict(config=config, crop=compiled, params=params,
+             overrides=train_step_benchmark.recompute_overrides(setting))
+  os.makedirs(dump_dir, exist_ok=True)
+  out_path = os.path.join(dump_dir, 'child_stdout.txt')
+  err_path = os.path.join(dump_dir, 'child_stderr.txt')
+  with open(out_path, 'w', encoding='utf-8') as out, \
+      open(err_path, 'w', encoding='utf-8') as err:
+    process = subprocess.Popen(
+        [sys.executable, __file__, '--child', json.dumps(job)],
+        stdout=out, stderr=err, text=True, env=env)
+    xla = None
+    while process.poll() is None and xla is None:
+      time.sleep(5)
+      xla = xla_report(dump_dir)
+    if process.poll() is None:  # Report written: skip code generation.
+      process.terminate()
+      process.wait()
   child = None
-  for line in result.stdout.splitlines():
-    if line.startswith('RESULT '):
-      child = json.loads(line[len('RESULT '):])
-  if child is None:
-    tail = (result.stderr.strip().splitlines() or ['no output'])[-1]
-    return {'error': tail[:160]}
-  xla = xla_total_bytes(dump_dir)
-  scale = (crop / compiled) ** 2
+  with open(out_path, encoding='utf-8') as f:
+    for line in f:
+      if line.startswith('RESULT '):
+        child = json.loads(line[len('RESULT '):])
+  xla = xla_report(dump_dir)
+  if child is None or xla is None:
+    with open(err_path, encoding='utf-8') as f:
+      lines = [l for l in f.read().strip().splitlines()
+               if 'cuda' not in l.lower()] or ['no output']
+    return {'error': lines[-1][:160]}
+  return {'total': xla[0], 'temporary': xla[1], 'slots': child['slots_bytes']}
+
+
+def estimate(compiled_step: dict, crop: int, compiled: int) -> dict:
+  """GiB per core at `crop` from a step compiled at `compiled`."""
+  scaled = (compiled_step['total'] +
+            compiled_step['temporary'] * ((crop / compiled) ** 2 - 1))
   gib = 2.0**30
-  return {'crop': crop, 'compiled': compiled, 'xla_gib': xla / gib,
-          'scaled_gib': xla * scale / gib,
-          'state_gib': (child['weights_bytes'] + child['slots_bytes']) / gib,
-          'estimate_gib': (xla * scale + child['weights_bytes'] +
-                           child['slots_bytes']) / gib}
+  return {'crop': crop, 'compiled': compiled,
+          'xla_gib': compiled_step['total'] / gib, 'scaled_gib': scaled / gib,
+          'slots_gib': compiled_step['slots'] / gib,
+          'estimate_gib': (scaled + compiled_step['slots']) / gib}
+
+
+def print_row(name: str, setting: str, result: dict) -> None:
+  if 'error' in result:
+    print(f'{name:42s} {setting:18s} failed: {result["error"]}', flush=True)
+    return
+  how = ', '.join(filter(None, [
+      result['same_as'],
+      '' if result['compiled'] == result['crop'] else
+      f'XLA at {result["compiled"]}, temporaries x pixel ratio']))
+  print(f'{name:42s} {setting:18s} {result["crop"]:5d} '
+        f'{result["xla_gib"]:8.2f} {result["scaled_gib"]:7.2f} '
+        f'{result["slots_gib"]:7.2f} {result["estimate_gib"]:8.2f} '
+        f'{"yes" if result["estimate_gib"] <= CORE_GIB else "NO":>4s} '
+        f'{result["seconds"]:6.0f} {how}', flush=True)
 
 
 def main(argv=None) -> int:
@@ -140,6 +214,10 @@ def main(argv=None) -> int:
   parser.add_argument('--configs', nargs='+', default=None)
   parser.add_argument('--compile_crop', type=int, default=641,
                       help='largest crop to compile at (4k+1)')
+  parser.add_argument('--recompute', nargs='+', default=['config'],
+                      help='recompute settings to compile with')
+  parser.add_argument('--least', action='store_true',
+                      help='stop at the first setting that fits 16 GiB')
   parser.add_argument('--keep_dumps', help='keep the XLA dumps here')
   args = parser.parse_args(argv)
   if args.child:
@@ -152,35 +230,50 @@ def main(argv=None) -> int:
     parser.error(f'--configs: no such file {missing[0]}')
   if args.compile_crop < 33 or (args.compile_crop - 1) % 4:
     parser.error(f'--compile_crop must be 4k+1 >= 33, got {args.compile_crop}')
-  print(f'{"config":45s} {"crop":>5s} {"compiled":>8s} {"XLA GiB":>8s} '
-        f'{"scaled":>7s} {"w+slots":>7s} {"per core GiB":>12s} fits 16 GiB',
-        flush=True)
+  try:
+    for setting in args.recompute:
+      train_step_benchmark.recompute_overrides(setting)
+  except ValueError as e:
+    parser.error(f'--recompute: {e}')
+  print(f'load average at start: {os.getloadavg()[0]:.1f}')
+  print(f'{"config":42s} {"recompute":18s} {"crop":>5s} {"XLA GiB":>8s} '
+        f'{"scaled":>7s} {"slots":>7s} {"core GiB":>8s} {"fits":>4s} '
+        f'{"sec":>6s} how', flush=True)
   start = time.perf_counter()
+  done = {}  # architecture_key -> (config name, compile_step result)
   with tempfile.TemporaryDirectory() as folder:
     params = {}
     for config in configs:
-      crop = min(config_crop(config), args.compile_crop)
-      if crop not in params:
-        images = os.path.join(folder, f'images{crop}')
-        params[crop] = train_step_benchmark.write_images(images, crop)
+      crop = config_crop(config)
+      compiled = min(crop, args.compile_crop)
+      if compiled not in params:
+        images = os.path.join(folder, f'images{compiled}')
+        params[compiled] = train_step_benchmark.write_images(images, compiled)
         # For configs on the synthetic classes (the demo's).
-        params[crop]['CATEGORIES_JSON'] = os.path.join(images,
-                                                       'categories.json')
-      dump_dir = os.path.join(args.keep_dumps or folder,
-                              pathlib.Path(config).stem)
-      result = estimate(config, args.compile_crop, params, dump_dir)
+        params[compiled]['CATEGORIES_JSON'] = os.path.join(images,
+                                                           'categories.json')
       name = pathlib.Path(config).stem
-      if 'error' in result:
-        print(f'{name:45s} failed: {result["error"]}', flush=True)
-        continue
-      how = ('' if result['compiled'] == result['crop'] else
-             f' (XLA at {result["compiled"]}, x pixel ratio)')
-      print(f'{name:45s} {result["crop"]:5d} {result["compiled"]:8d} '
-            f'{result["xla_gib"]:8.2f} {result["scaled_gib"]:7.2f} '
-            f'{result["state_gib"]:7.2f} {result["estimate_gib"]:12.2f} '
-            f'{"yes" if result["estimate_gib"] <= CORE_GIB else "NO"}{how}',
-            flush=True)
-  print(f'total {time.perf_counter() - start:.0f} s')
+      for setting in args.recompute:
+        key = architecture_key(config, setting, compiled)
+        began = time.perf_counter()
+        same_as = None
+        if key in done:
+          same_as, step = done[key]
+        else:
+          step = compile_step(
+              config, compiled, params[compiled],
+              os.path.join(args.keep_dumps or folder, f'{name}-{setting}'),
+              setting)
+          if 'error' not in step:
+            done[key] = (name, step)
+        result = step if 'error' in step else estimate(step, crop, compiled)
+        result.update(seconds=time.perf_counter() - began,
+                      same_as=same_as and f'compiled for {same_as}')
+        print_row(name, setting, result)
+        if args.least and result.get('estimate_gib', 1e9) <= CORE_GIB:
+          break
+  print(f'load average at end: {os.getloadavg()[0]:.1f}; '
+        f'total {time.perf_counter() - start:.0f} s')
   return 0
 
 
