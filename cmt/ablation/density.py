@@ -16,8 +16,17 @@ the fraction of the object that receives at least its uniform share of the
 center's attention: 1 when the attention is spread evenly over the object
 (or more), close to 0 when it sits on a few spots (MaX-DeepLab in Fig. 1).
 Beside it `mass(M) = sum over p in M of A_n(p)`, the share of the attention
-that lands on the object at all. Every thing segment of every image counts
-(the same segments for every model).
+that lands on the object at all, and `spread = exp(H(A_n)) / hw`, the
+entropy of the attention on its own h x w grid as the fraction of the grid
+it effectively covers (1 / hw: one spot; 1: uniform). Every segment of
+every image counts, things and stuff apart (the same segments for every
+model).
+
+Resolution: the last layer attends at stride 16 (a 9 x 9 grid at crop 129),
+so bilinear upsampling spreads even a perfectly placed attention over about
+a 16-pixel border; for a small thing (50-530 pixels) that caps the density
+well below 1. Stuff segments are large enough not to be capped. Compare
+rows with each other, not with 1.
 """
 
 from typing import Iterator, Sequence
@@ -54,22 +63,30 @@ def best_iou_centers(assignment: np.ndarray, masks: np.ndarray
   return np.argmax(inter / np.maximum(union, 1), axis=1)
 
 
+def spread(attention: np.ndarray) -> float:
+  """exp(entropy) / size of one attention map [h, w] on its own grid."""
+  weights = np.maximum(attention, 0).ravel()
+  weights = weights / max(float(weights.sum()), 1e-12)
+  entropy = -float(np.sum(weights * np.log(np.maximum(weights, 1e-30))))
+  return float(np.exp(entropy)) / weights.size
+
+
 def image_densities(mask_logits: np.ndarray, attention: np.ndarray,
-                    ids: np.ndarray, thing_ids: Sequence[int]
-                    ) -> list[tuple[float, float]]:
-  """(density, mass) of every thing segment of one image.
+                    ids: np.ndarray, segment_ids: Sequence[int]
+                    ) -> list[tuple[float, float, float]]:
+  """(density, mass, spread) of each of `segment_ids` in one image.
 
   mask_logits [h4, w4, N] (final output), attention [N, h, w], ids [H, W]
-  ground-truth segment ids, thing_ids the ids of its thing segments.
+  ground-truth segment ids.
   """
-  if not len(thing_ids):
+  if not len(segment_ids):
     return []
   size = ids.shape
   assignment = visualize.clustering_map(mask_logits, size, size)
-  masks = np.stack([ids == i for i in thing_ids])
+  masks = np.stack([ids == i for i in segment_ids])
   centers = best_iou_centers(assignment, masks)
-  return [segment_density(attention_distribution(attention[n], size), m)
-          for n, m in zip(centers, masks)]
+  return [segment_density(attention_distribution(attention[n], size), m) +
+          (spread(attention[n]),) for n, m in zip(centers, masks)]
 
 
 def summarize(values: Sequence[float]) -> dict:
@@ -79,19 +96,25 @@ def summarize(values: Sequence[float]) -> dict:
           'count': int(values.size)}
 
 
+KINDS = ('things', 'stuff')
+STATISTICS = ('density', 'mass', 'spread')
+
+
 def measure(inference, examples: Iterator) -> dict:
-  """Density and mass of every thing segment of `examples` (image uint8
-  [H, W, 3] at the eval crop, ids [H, W], thing segment ids) under the
-  model of `inference` (`cmt.export.PanopticInference`)."""
+  """{'things' | 'stuff': {'density' | 'mass' | 'spread': [per segment]}}
+  over `examples` (image uint8 [H, W, 3] at the eval crop, ids [H, W],
+  {kind: segment ids}) under the model of `inference`
+  (`cmt.export.PanopticInference`)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from cmt import common  # pylint: disable=g-import-not-at-top
   forward = tf.function(inference.model_outputs)
-  densities, masses = [], []
-  for image, ids, thing_ids in examples:
+  measured = {kind: {name: [] for name in STATISTICS} for kind in KINDS}
+  for image, ids, segments in examples:
     outputs = forward(tf.constant(image, tf.uint8))
-    pairs = image_densities(outputs[common.MASK_LOGITS][0].numpy(),
-                            outputs[common.CROSS_ATTENTION][0].numpy(),
-                            ids, thing_ids)
-    densities += [d for d, _ in pairs]
-    masses += [m for _, m in pairs]
-  return {'density': densities, 'mass': masses}
+    logits = outputs[common.MASK_LOGITS][0].numpy()
+    attention = outputs[common.CROSS_ATTENTION][0].numpy()
+    for kind in KINDS:
+      for values in image_densities(logits, attention, ids, segments[kind]):
+        for name, value in zip(STATISTICS, values):
+          measured[kind][name].append(value)
+  return measured

@@ -11,6 +11,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from cmt.ablation import density as density_lib
 from cmt.ablation import rows as rows_lib
 
 METRICS = (('pq', 'PQ'), ('pq_things', 'PQ-Th'), ('pq_stuff', 'PQ-St'))
@@ -33,12 +34,17 @@ def summarize_row(results: Sequence[Mapping]) -> dict:
   summary = {'n': len(results), 'seeds': [r['seed'] for r in results]}
   for key, _ in METRICS:
     summary[key] = _mean_std([r['metrics'][key] for r in results])
-  # Density: the mean over a seed's segments, then mean and spread over
-  # seeds; `segments` is the per-seed count.
-  for key in ('density', 'mass'):
-    summary[key] = _mean_std([np.mean(r['density'][key]) for r in results
-                              if r['density'][key]])
-  summary['segments'] = [len(r['density']['density']) for r in results]
+  # Attention statistics: the mean over a seed's segments, then mean and
+  # spread over seeds; `segments` is the per-seed count.
+  attention = {}
+  for kind in density_lib.KINDS:
+    attention[kind] = {
+        name: _mean_std([np.mean(r['density'][kind][name]) for r in results
+                         if r['density'][kind][name]])
+        for name in density_lib.STATISTICS}
+    attention[kind]['segments'] = [len(r['density'][kind]['density'])
+                                   for r in results]
+  summary['attention'] = attention
   losses = {}
   for tag in sorted({t for r in results for t in r['losses']}):
     points = [r['losses'][tag] for r in results if tag in r['losses']]
@@ -79,7 +85,9 @@ def summarize(results: Mapping[str, Sequence[Mapping]]) -> dict:
     if base is None or key == rows_lib.BASELINE.key:
       continue
     summary['delta'] = {m: delta(summary, base, m) for m, _ in METRICS}
-    summary['density_delta'] = delta(summary, base, 'density')
+    summary['density_delta'] = {
+        kind: delta(summary['attention'][kind], base['attention'][kind],
+                    'density') for kind in density_lib.KINDS}
     summary['gradients'] = gradient_check(
         results[key], results[rows_lib.BASELINE.key])
   return summaries
@@ -114,18 +122,20 @@ def format_table(summaries: Mapping[str, Mapping], title: str) -> str:
         + f' {summary["n"]:2d}  {ours:>20s}  {paper:>16s}')
   lines += ['(* |delta| > sqrt(s_row^2 + s_baseline^2); paper: COCO val, '
             'Table 2a/2b, over its baseline)', '',
-            'Last-layer cross-attention on the held-out thing segments '
-            '(mean over seeds ± std over seeds):',
-            f'{"row":27s} {"density":>13s} {"mass in mask":>13s} '
-            f'{"segments/seed":>14s}']
-  for row in rows_lib.ROWS:
-    summary = summaries.get(row.key)
-    if summary is None:
-      continue
-    density, mass = summary['density'], summary['mass']
-    lines.append(f'{row.label:27s} {density[0]:6.3f} ± {density[1]:4.3f} '
-                 f'{mass[0]:6.3f} ± {mass[1]:4.3f} '
-                 f'{"/".join(map(str, sorted(set(summary["segments"])))):>14s}')
+            'Last-layer cross-attention on the held-out segments (mean over '
+            'seeds ± std over seeds; cmt/ablation/density.py):']
+  for kind in density_lib.KINDS:
+    lines.append(f'{kind:27s} {"density":>15s} {"mass in mask":>15s} '
+                 f'{"spread":>15s} {"segments":>8s}')
+    for row in rows_lib.ROWS:
+      summary = summaries.get(row.key)
+      if summary is None:
+        continue
+      stats = summary['attention'][kind]
+      cells = ' '.join(f'{stats[n][0]:6.3f} ± {stats[n][1]:6.3f}'
+                       for n in density_lib.STATISTICS)
+      count = '/'.join(map(str, sorted(set(stats['segments']))))
+      lines.append(f'  {row.label:25s} {cells} {count:>8s}')
   lines += ['', 'Checks (first seed; losses: mean over seeds, first -> last '
             '10% of the summaries):']
   for row in rows_lib.ROWS[1:]:

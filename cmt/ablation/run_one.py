@@ -45,8 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def val_examples(data_dir: str):
-  """(image uint8, segment ids, thing segment ids) of the val split of a
-  `cmt-synthetic-data` folder, in file order."""
+  """(image uint8, segment ids, {'things' | 'stuff': segment ids}) of the
+  val split of a `cmt-synthetic-data` folder, in file order."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
   from cmt.data import panoptic_label  # pylint: disable=g-import-not-at-top
   with open(os.path.join(data_dir, 'categories.json'), encoding='utf-8') as f:
@@ -59,8 +59,11 @@ def val_examples(data_dir: str):
         data_dir, 'images', 'val', image['file_name'])).convert('RGB'))
     ids = panoptic_label.rgb_to_id(np.asarray(Image.open(os.path.join(
         data_dir, 'panoptic', 'val', annotation['file_name']))))
-    yield pixels, ids, [s['id'] for s in annotation['segments_info']
-                        if s['category_id'] in things]
+    segments = annotation['segments_info']
+    yield pixels, ids, {
+        'things': [s['id'] for s in segments if s['category_id'] in things],
+        'stuff': [s['id'] for s in segments
+                  if s['category_id'] not in things]}
 
 
 def loss_curves(summary_dir: str) -> dict:

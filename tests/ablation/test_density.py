@@ -54,5 +54,7 @@ def test_image_densities_uses_the_segment_center_attention():
   attention = np.zeros((3, 9, 9))
   attention[1, 0:4, 0:4] = 1.0  # uniform on the thing
   attention[0, 8, 8] = 1.0
-  ((dense, mass),) = density.image_densities(logits, attention, ids, [1001])
+  ((dense, mass, spread),) = density.image_densities(logits, attention, ids,
+                                                     [1001])
   assert dense == 1.0 and mass == pytest.approx(1.0, abs=0.02)
+  assert spread == pytest.approx(16 / 81)  # uniform on 16 of 81 cells

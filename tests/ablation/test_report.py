@@ -11,7 +11,9 @@ from cmt.ablation import rows
 def _result(seed, pq, norms, density=(0.2, 0.4), losses=None):
   return {'seed': seed,
           'metrics': {'pq': pq, 'pq_things': pq - 10, 'pq_stuff': pq + 10},
-          'density': {'density': list(density), 'mass': [0.5, 0.5]},
+          'density': {kind: {'density': list(density), 'mass': [0.5, 0.5],
+                             'spread': [0.1, 0.1]}
+                      for kind in ('things', 'stuff')},
           'losses': losses or {'total_loss': {'start': 9.0, 'end': 4.0}},
           'gradient_norms': norms, 'train_seconds': 1.0}
 
@@ -34,7 +36,10 @@ def test_summary_deltas_spread_and_gradient_check():
   assert spread == pytest.approx(math.sqrt(2 + 0.5))
   grads = summaries['pixel_contrastive']['gradients']
   assert grads['new_variables'] == 2 and grads['without_gradient'] == ['new2']
-  assert summaries['pixel_contrastive']['density'][0] == pytest.approx(0.5)
+  attention = summaries['pixel_contrastive']['attention']['things']
+  assert attention['density'][0] == pytest.approx(0.5)
+  assert summaries['pixel_contrastive']['density_delta']['stuff'][0] == (
+      pytest.approx(0.2))
   table = report.format_table(summaries, 'title')
   assert 'baseline (MaX-S)' in table and '+ pixel-wise contrastive' in table
   assert '+9.5*' in table  # larger than the seed-to-seed spread
