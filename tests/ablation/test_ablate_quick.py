@@ -26,7 +26,8 @@ def test_quick_run_writes_the_table_and_resumes(tmp_path, capsys):
   for key in ('baseline', 'pixel_contrastive'):
     (run,) = results['runs'][key]
     assert run['steps'] == 4 and run['metrics']['num_images'] == 2
-    assert run['density']['density']  # every held-out thing measured
+    assert run['density']['things']['density']  # every held-out thing
+    assert run['density']['stuff']['density']
   checks = results['summaries']['pixel_contrastive']['gradients']
   assert checks['new_variables'] > 0
   # A rerun with the same settings finds everything done.
