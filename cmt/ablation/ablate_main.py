@@ -69,7 +69,7 @@ class Settings:
 
 
 # The full run: sized on this 2-core machine (docs/MODEL_ZOO.md).
-FULL = dict(steps=600, num_seeds=3, image_size=129, num_train=1000,
+FULL = dict(steps=480, num_seeds=3, image_size=129, num_train=600,
             num_val=100)
 QUICK = dict(steps=4, num_seeds=1, image_size=65, num_train=8, num_val=2)
 
