@@ -293,7 +293,8 @@ class Scheduler:
     if not self.durations:
       return 'ETA after the first run'
     mean = sum(self.durations) / len(self.durations)
-    left = len(self.queue) + sum(1 - j.progress() * 0.8 for j, _, _ in
+    # Training is most of a run; tracing and evaluation the rest.
+    left = len(self.queue) + sum(1 - 0.8 * j.progress() for j, _, _ in
                                  self.running.values())
     return f'ETA {_clock(left * mean / self.jobs_at_once)}'
 

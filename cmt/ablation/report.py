@@ -56,9 +56,13 @@ def summarize_row(results: Sequence[Mapping]) -> dict:
   return summary
 
 
-def delta(row: Mapping, base: Mapping, key: str) -> tuple[float, float]:
-  """(mean difference, seed-to-seed spread of the difference)."""
+def delta(row: Mapping, base: Mapping, key: str,
+          seeds: int = 2) -> tuple[float, float]:
+  """(mean difference, seed-to-seed spread of the difference); the spread
+  is NaN (unknown, never exceeded) with fewer than 2 seeds on a side."""
   (mean, std), (base_mean, base_std) = row[key], base[key]
+  if seeds < 2:
+    return mean - base_mean, math.nan
   return mean - base_mean, math.sqrt(std ** 2 + base_std ** 2)
 
 
@@ -84,10 +88,12 @@ def summarize(results: Mapping[str, Sequence[Mapping]]) -> dict:
   for key, summary in summaries.items():
     if base is None or key == rows_lib.BASELINE.key:
       continue
-    summary['delta'] = {m: delta(summary, base, m) for m, _ in METRICS}
+    seeds = min(summary['n'], base['n'])
+    summary['delta'] = {m: delta(summary, base, m, seeds)
+                        for m, _ in METRICS}
     summary['density_delta'] = {
         kind: delta(summary['attention'][kind], base['attention'][kind],
-                    'density') for kind in density_lib.KINDS}
+                    'density', seeds) for kind in density_lib.KINDS}
     summary['gradients'] = gradient_check(
         results[key], results[rows_lib.BASELINE.key])
   return summaries
@@ -126,7 +132,7 @@ def format_table(summaries: Mapping[str, Mapping], title: str) -> str:
             'seeds ± std over seeds; cmt/ablation/density.py):']
   for kind in density_lib.KINDS:
     lines.append(f'{kind:27s} {"density":>15s} {"mass in mask":>15s} '
-                 f'{"spread":>15s} {"segments":>8s}')
+                 f'{"spread":>15s} {"segments":>8s} {"d density":>10s}')
     for row in rows_lib.ROWS:
       summary = summaries.get(row.key)
       if summary is None:
@@ -135,7 +141,11 @@ def format_table(summaries: Mapping[str, Mapping], title: str) -> str:
       cells = ' '.join(f'{stats[n][0]:6.3f} ± {stats[n][1]:6.3f}'
                        for n in density_lib.STATISTICS)
       count = '/'.join(map(str, sorted(set(stats['segments']))))
-      lines.append(f'  {row.label:25s} {cells} {count:>8s}')
+      change = '—'
+      if 'density_delta' in summary:
+        value, spread = summary['density_delta'][kind]
+        change = f'{value:+.3f}{"*" if abs(value) > spread else " "}'
+      lines.append(f'  {row.label:25s} {cells} {count:>8s} {change:>10s}')
   lines += ['', 'Checks (first seed; losses: mean over seeds, first -> last '
             '10% of the summaries):']
   for row in rows_lib.ROWS[1:]:
