@@ -92,6 +92,7 @@ setuptools.setup(
             'cmt-predict=cmt.predict:run',
             'cmt-visualize=cmt.visualize:run',
             'cmt-import-deeplab2=cmt.import_deeplab2_main:run',
+            'cmt-ablate=cmt.ablation.ablate_main:run',
         ],
     },
 )

@@ -59,7 +59,8 @@ def test_help_is_fast_and_imports_no_tensorflow():
              'cmt-export': 'cmt.export_main', 'cmt-predict': 'cmt.predict',
              'cmt-visualize': 'cmt.visualize',
              'cmt-paper-tables': 'cmt.evaluation.paper_tables',
-             'cmt-import-deeplab2': 'cmt.import_deeplab2_main'}
+             'cmt-import-deeplab2': 'cmt.import_deeplab2_main',
+             'cmt-ablate': 'cmt.ablation.ablate_main'}
   code = ('import importlib, io, contextlib, sys\n'
           f'for name in {sorted(modules.values())!r}:\n'
           '  out = io.StringIO()\n'

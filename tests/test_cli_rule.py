@@ -28,7 +28,7 @@ from tests.conftest import TINY_CONFIG
 DEMO_CONFIG = REPO_ROOT / 'configs' / 'demo' / 'cmt_deeplab_synthetic_cpu.textproto'
 SCRIPTS = ('cmt-config', 'cmt-synthetic-data', 'cmt-build-data', 'cmt-train',
            'cmt-evaluate', 'cmt-export', 'cmt-predict', 'cmt-visualize',
-           'cmt-paper-tables', 'cmt-import-deeplab2')
+           'cmt-paper-tables', 'cmt-import-deeplab2', 'cmt-ablate')
 
 
 def _main_of(script: str) -> Callable:
@@ -51,6 +51,8 @@ def _main_of(script: str) -> Callable:
     from cmt import visualize as module
   elif script == 'cmt-import-deeplab2':
     from cmt import import_deeplab2_main as module
+  elif script == 'cmt-ablate':
+    from cmt.ablation import ablate_main as module
   else:
     from cmt.evaluation import paper_tables as module
   return module.main
@@ -298,6 +300,20 @@ CASES = [
         [f'--configs_root={o / "no_configs"}'], None, 'no_configs')),
     Case('cmt-paper-tables', 'corrupt metrics', lambda f, o: (
         [f'--runs={f["bad_runs"]}', '--tables=1'], None, 'metrics.json')),
+    # ---- cmt-ablate
+    Case('cmt-ablate', 'steps not a number', lambda f, o: (
+        [f'--output_dir={o}', '--steps=many'], o, 'many'), status=2,
+         subprocess=True),
+    Case('cmt-ablate', 'unknown row', lambda f, o: (
+        [f'--output_dir={o}', '--rows=baseline,nope'], o, "'nope'")),
+    Case('cmt-ablate', 'crop rule', lambda f, o: (
+        [f'--output_dir={o}', '--image_size=100'], o, '--image_size=100')),
+    Case('cmt-ablate', 'missing config', lambda f, o: (
+        [f'--output_dir={o}', f'--config_file={o.parent / "gone.textproto"}'],
+        o, 'gone.textproto')),
+    Case('cmt-ablate', 'foreign output', lambda f, o: (
+        [f'--output_dir={o}', '--quick'], o, str(o)),
+         existing=_write('mine.txt')),
 ]
 
 

@@ -83,3 +83,41 @@ def test_converts_with_cmt_build_data(tmp_path):
   assert sorted(os.listdir(tmp_path / 'rec')) == [
       'train-00000-of-00002.tfrecord', 'train-00001-of-00002.tfrecord',
       'val-00000-of-00002.tfrecord', 'val-00001-of-00002.tfrecord']
+
+
+def test_hard_difficulty_is_deterministic_and_harder():
+  """Issue 18: `--difficulty=hard` gives the same scene for a seed, more and
+  smaller things than the demo, and same-class things that touch."""
+  hard = synthetic.DIFFICULTIES['hard']
+  demo_counts, hard_counts, hard_areas, touching = [], [], [], 0
+  for index in range(12):
+    scene = synthetic.generate_scene(np.random.default_rng([3, 0, index]),
+                                     129, 129, hard)
+    again = synthetic.generate_scene(np.random.default_rng([3, 0, index]),
+                                     129, 129, hard)
+    assert (scene.image == again.image).all() and (scene.ids == again.ids).all()
+    assert scene.segments == again.segments
+    things = [s for s in scene.segments if s['category_id'] <= 4]
+    hard_counts.append(len(things))
+    hard_areas += [s['area'] for s in things]
+    # Same-class things that touch: a pixel of one next to a pixel of another.
+    ids = scene.ids
+    for a, b in ((ids[1:], ids[:-1]), (ids[:, 1:], ids[:, :-1])):
+      seam = (a != b) & (a // 1000 == b // 1000) & (a < 5000)
+      touching += int(seam.any())
+    demo = synthetic.generate_scene(np.random.default_rng([3, 0, index]),
+                                    129, 129)
+    demo_counts.append(sum(s['category_id'] <= 4 for s in demo.segments))
+  assert min(hard_counts) >= 2 and max(hard_counts) <= 8
+  assert np.mean(hard_counts) > 1.5 * np.mean(demo_counts)
+  # Radius 7-15 px (demo: 9-20), partly hidden.
+  assert np.median(hard_areas) < 400
+  assert touching >= 4
+
+
+def test_difficulty_flag(tmp_path):
+  assert synthetic.main([f'--output_dir={tmp_path / "h"}', '--num_train=1',
+                         '--num_val=0', '--image_size=65',
+                         '--difficulty=hard']) == 0
+  with open(tmp_path / 'h' / 'panoptic_train.json') as f:
+    assert 'touching_probability=0.4' in json.load(f)['info']['description']

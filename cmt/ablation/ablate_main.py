@@ -1,0 +1,377 @@
+"""`cmt-ablate`: do the CMT components help? Table 2a/2b and Fig. 1 at CPU
+scale (issue 18).
+
+    cmt-ablate --output_dir=O [--quick] [--seeds=3] [--steps=N] [--jobs=2]
+        [--rows=baseline,clustering_update,...] [--overwrite]
+
+Trains the rows of Table 2a and 2b (`cmt.ablation.rows`: baseline
+MaX-DeepLab-S; + clustering update; + pixel-wise contrastive loss; +
+reference mask; + coord-conv) as switches of ONE tiny architecture
+(configs/demo/ablation_tiny_max_s.textproto), for the same number of steps
+and the same seeds, on the hard synthetic dataset (`cmt-synthetic-data
+--difficulty=hard`), and evaluates each on its held-out split: PQ, PQ-Th,
+PQ-St (mean and standard deviation over seeds) beside the paper's deltas,
+the density of the last layer's cross-attention (`cmt.ablation.density`)
+and the checks that rule out a silent bug (new variables get gradients,
+new loss terms decrease). Each (row, seed) runs in its own process
+(`cmt.ablation.run_one`), `--jobs` at a time with `--threads` each.
+
+Writes, under O:
+  settings.json            what was asked (a rerun with the same settings
+                           resumes: finished runs are kept, an unfinished
+                           one restarts from its last checkpoint)
+  data/                    the dataset (images, COCO JSON, TFRecords)
+  runs/<row>/seed<k>/      checkpoints, TensorBoard, eval/metrics.json
+  runs/<row>/seed<k>.json  that run's result; .log its console
+  results.json, table.txt  all finished runs, rewritten after each one
+
+`--quick` (seconds of training, a few images; its numbers mean nothing)
+checks that everything runs.
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from typing import Optional, Sequence
+
+from cmt import atomic_files
+from cmt import cli
+from cmt.ablation import report
+from cmt.ablation import rows as rows_lib
+from cmt.evaluation import paper_tables
+
+DEFAULT_CONFIG = str(paper_tables.default_configs_root() / 'demo' /
+                     'ablation_tiny_max_s.textproto')
+PROG = 'cmt-ablate'
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  """What a run of cmt-ablate computes (a rerun must match to resume)."""
+  config_file: str
+  rows: tuple
+  seeds: tuple
+  steps: int
+  image_size: int
+  num_train: int
+  num_val: int
+  difficulty: str = 'hard'
+  data_seed: int = 0
+
+  def to_json(self) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v
+            for k, v in dataclasses.asdict(self).items()}
+
+
+# The full run: sized on this 2-core machine (docs/MODEL_ZOO.md).
+FULL = dict(steps=480, num_seeds=3, image_size=129, num_train=600,
+            num_val=100)
+QUICK = dict(steps=4, num_seeds=1, image_size=65, num_train=8, num_val=2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = cli.ArgumentParser(
+      prog=PROG, description=__doc__,
+      formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--output_dir', required=True)
+  parser.add_argument('--overwrite', action='store_true',
+                      help='replace --output_dir (else a rerun with the same '
+                      'settings resumes it)')
+  parser.add_argument('--quick', action='store_true',
+                      help='a few steps on a few small images')
+  parser.add_argument('--rows', default=','.join(rows_lib.ROW_KEYS),
+                      help='comma-separated (default: all): ' +
+                      ', '.join(rows_lib.ROW_KEYS))
+  parser.add_argument('--seeds', type=int, default=None,
+                      help=f'seeds 0..K-1 per row (default {FULL["num_seeds"]})')
+  parser.add_argument('--steps', type=int, default=None,
+                      help=f'training steps per run (default {FULL["steps"]})')
+  parser.add_argument('--image_size', type=int, default=None,
+                      help=f'16k + 1 (default {FULL["image_size"]})')
+  parser.add_argument('--num_train', type=int, default=None)
+  parser.add_argument('--num_val', type=int, default=None)
+  parser.add_argument('--jobs', type=int, default=2,
+                      help='runs side by side (default: %(default)s)')
+  parser.add_argument('--threads', type=int, default=0,
+                      help='intra-op threads per run (default: 2 / --jobs)')
+  parser.add_argument('--config_file', default=DEFAULT_CONFIG,
+                      help='the baseline config (default: %(default)s)')
+  return parser
+
+
+def settings_of(args) -> Settings:
+  defaults = QUICK if args.quick else FULL
+  pick = lambda name, key=None: (getattr(args, name) if getattr(
+      args, name) is not None else defaults[key or name])
+  keys = tuple(k.strip() for k in args.rows.split(',') if k.strip())
+  for key in keys:
+    rows_lib.row_of(key)  # ValueError naming it
+  settings = Settings(
+      config_file=os.path.abspath(args.config_file), rows=keys,
+      seeds=tuple(range(pick('seeds', 'num_seeds'))), steps=pick('steps'),
+      image_size=pick('image_size'), num_train=pick('num_train'),
+      num_val=pick('num_val'))
+  for name in ('steps', 'num_train', 'num_val'):
+    if getattr(settings, name) < 1:
+      raise ValueError(f'--{name}={getattr(settings, name)}: must be >= 1')
+  if not settings.seeds or not keys:
+    raise ValueError('--seeds and --rows must not be empty')
+  if settings.image_size < 33 or (settings.image_size - 1) % 16:
+    raise ValueError(f'--image_size={settings.image_size}: must be 16 k + 1 '
+                     '(the crop rule at output stride 16), >= 33')
+  if not os.path.isfile(settings.config_file):
+    raise FileNotFoundError(2, 'No such file', args.config_file)
+  return settings
+
+
+def prepare_output(output_dir: str, settings: Settings,
+                   overwrite: bool) -> None:
+  """Creates, resumes or (with --overwrite) replaces `output_dir`."""
+  path = os.path.join(output_dir, 'settings.json')
+  if os.path.lexists(output_dir) and os.listdir(output_dir):
+    if overwrite:
+      shutil.rmtree(output_dir)
+    else:
+      try:
+        with open(path, encoding='utf-8') as f:
+          previous = json.load(f)
+      except (OSError, ValueError):
+        previous = None
+      if previous != settings.to_json():
+        raise FileExistsError(
+            f'{output_dir} exists and holds no cmt-ablate run with these '
+            'settings; pass --overwrite to replace it (or the same settings '
+            'to resume it)')
+      return
+  os.makedirs(output_dir, exist_ok=True)
+  with atomic_files.open_atomic(path) as f:
+    json.dump(settings.to_json(), f, indent=1)
+
+
+def crop_overrides(size: int) -> list[str]:
+  return [f'{options}.{field}' for options in (
+      'train_dataset_options', 'eval_dataset_options') for field in (
+          f'crop_size={size},{size}', f'min_resize_value={size}',
+          f'max_resize_value={size}')]
+
+
+def make_data(data_dir: str, settings: Settings) -> None:
+  """The dataset and its TFRecords (kept when a rerun finds them)."""
+  if os.path.isdir(data_dir):
+    return
+  # pylint: disable=g-import-not-at-top
+  from cmt.data import build_data
+  from cmt.data import dataset_info
+  from cmt.data import synthetic
+  with atomic_files.atomic_directory(data_dir) as temporary:
+    synthetic.write_dataset(
+        temporary, settings.num_train, settings.num_val,
+        (settings.image_size, settings.image_size), settings.data_seed,
+        synthetic.DIFFICULTIES[settings.difficulty])
+    info = dataset_info.from_categories_json(
+        os.path.join(temporary, 'categories.json'))
+    for split in ('train', 'val'):
+      build_data.build(
+          os.path.join(temporary, 'images', split),
+          os.path.join(temporary, f'panoptic_{split}.json'),
+          os.path.join(temporary, 'panoptic', split),
+          os.path.join(temporary, 'tfrecords'), info, split,
+          num_shards=min(2, getattr(settings, f'num_{split}')), num_workers=1,
+          show_progress=False)
+
+
+@dataclasses.dataclass
+class Job:
+  row: rows_lib.AblationRow
+  seed: int
+  folder: str  # runs/<row>
+
+  @property
+  def name(self) -> str:
+    return f'{self.row.key} seed {self.seed}'
+
+  @property
+  def model_dir(self) -> str:
+    return os.path.join(self.folder, f'seed{self.seed}')
+
+  @property
+  def result_json(self) -> str:
+    return self.model_dir + '.json'
+
+  @property
+  def log(self) -> str:
+    return self.model_dir + '.log'
+
+  def command(self, settings: Settings, data_dir: str,
+              threads: int) -> list[str]:
+    overrides = self.row.overrides() + crop_overrides(settings.image_size)
+    return [sys.executable, '-m', 'cmt.ablation.run_one',
+            f'--config_file={settings.config_file}',
+            f'--model_dir={self.model_dir}', f'--data_dir={data_dir}',
+            f'--seed={self.seed}', f'--steps={settings.steps}',
+            f'--threads={threads}', f'--result_json={self.result_json}',
+            *[f'--override={o}' for o in overrides]]
+
+  def progress(self) -> float:
+    """Fraction of its training steps done, read from its log."""
+    try:
+      with open(self.log, encoding='utf-8', errors='replace') as f:
+        lines = [l for l in f.read().splitlines() if l.startswith('step ')]
+    except OSError:
+      return 0.0
+    if not lines:
+      return 0.0
+    done, total = lines[-1].split()[1].split('/')
+    return int(done) / max(int(total), 1)
+
+
+def load_results(jobs: Sequence[Job]) -> dict:
+  results = {}
+  for job in jobs:
+    if os.path.isfile(job.result_json):
+      with open(job.result_json, encoding='utf-8') as f:
+        results.setdefault(job.row.key, []).append(json.load(f))
+  return results
+
+
+def write_outputs(output_dir: str, settings: Settings, jobs: Sequence[Job],
+                  wall_seconds: float) -> str:
+  """results.json and table.txt from the finished runs; returns the table."""
+  results = load_results(jobs)
+  summaries = report.summarize(results)
+  title = (f'cmt-ablate: {len(settings.seeds)} seed(s) x {settings.steps} '
+           f'steps per row, hard synthetic {settings.image_size}x'
+           f'{settings.image_size}, {settings.num_train} train / '
+           f'{settings.num_val} held-out images')
+  table = report.format_table(summaries, title)
+  with atomic_files.open_atomic(os.path.join(output_dir,
+                                             'results.json')) as f:
+    json.dump({'settings': settings.to_json(), 'summaries': summaries,
+               'wall_seconds': wall_seconds, 'runs': results}, f, indent=1)
+  with atomic_files.open_atomic(os.path.join(output_dir, 'table.txt')) as f:
+    f.write(table + '\n')
+  return table
+
+
+def _clock(seconds: float) -> str:
+  minutes, seconds = divmod(int(seconds), 60)
+  return f'{minutes // 60}h{minutes % 60:02d}m' if minutes >= 60 else (
+      f'{minutes}m{seconds:02d}s')
+
+
+class Scheduler:
+  """Runs the jobs `jobs_at_once` at a time; prints progress and ETA."""
+
+  def __init__(self, jobs, settings, data_dir, output_dir, jobs_at_once,
+               threads):
+    self.queue = [j for j in jobs if not os.path.isfile(j.result_json)]
+    self.all_jobs = jobs
+    self.settings, self.data_dir = settings, data_dir
+    self.output_dir = output_dir
+    self.jobs_at_once, self.threads = jobs_at_once, threads
+    self.running = {}  # Job -> (Popen, start time)
+    self.durations, self.failures = [], []
+    self.start = time.time()
+    self.total = len(self.queue)
+
+  def _launch(self, job: Job):
+    os.makedirs(job.folder, exist_ok=True)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get(
+        'TF_CPP_MIN_LOG_LEVEL', '3'))
+    with open(job.log, 'a', encoding='utf-8') as log:
+      process = subprocess.Popen(
+          job.command(self.settings, self.data_dir, self.threads),
+          stdout=log, stderr=subprocess.STDOUT, env=env)
+    self.running[id(job)] = (job, process, time.time())
+
+  def _eta(self) -> str:
+    if not self.durations:
+      return 'ETA after the first run'
+    mean = sum(self.durations) / len(self.durations)
+    # Training is most of a run; tracing and evaluation the rest.
+    left = len(self.queue) + sum(1 - 0.8 * j.progress() for j, _, _ in
+                                 self.running.values())
+    return f'ETA {_clock(left * mean / self.jobs_at_once)}'
+
+  def _line(self) -> str:
+    running = ', '.join(f'{j.name} {j.progress():.0%}'
+                        for j, _, _ in self.running.values())
+    done = self.total - len(self.queue) - len(self.running)
+    return (f'[{done}/{self.total} done, {_clock(time.time() - self.start)}] '
+            f'running: {running or "-"} | {self._eta()}')
+
+  def _finish(self, key, status):
+    job, _, started = self.running.pop(key)
+    if status == 0 and os.path.isfile(job.result_json):
+      self.durations.append(time.time() - started)
+      print(f'finished {job.name} in {_clock(time.time() - started)}',
+            flush=True)
+      print(write_outputs(self.output_dir, self.settings, self.all_jobs,
+                          time.time() - self.start), flush=True)
+    else:
+      with open(job.log, encoding='utf-8', errors='replace') as f:
+        lines = [l for l in f.read().splitlines() if l.strip()]
+      self.failures.append(f'{job.log}: {lines[-1] if lines else status}')
+      print(f'FAILED {job.name} (status {status}); see {job.log}', flush=True)
+
+  def run(self, report_every: float = 60.0) -> None:
+    last_report = 0.0
+    try:
+      while self.queue or self.running:
+        while self.queue and len(self.running) < self.jobs_at_once:
+          self._launch(self.queue.pop(0))
+        for key, (_, process, _) in list(self.running.items()):
+          status = process.poll()
+          if status is not None:
+            self._finish(key, status)
+        if time.time() - last_report >= report_every:
+          print(self._line(), flush=True)
+          last_report = time.time()
+        time.sleep(1.0)
+    finally:
+      for _, process, _ in self.running.values():
+        process.terminate()
+        process.wait()
+
+
+@cli.command(PROG)
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  args = build_parser().parse_args(argv)
+  if args.jobs < 1 or args.threads < 0:
+    raise ValueError(f'--jobs={args.jobs} / --threads={args.threads}: '
+                     '--jobs must be >= 1 and --threads >= 0')
+  settings = settings_of(args)
+  threads = args.threads or max(1, (os.cpu_count() or 2) // args.jobs)
+  prepare_output(args.output_dir, settings, args.overwrite)
+  data_dir = os.path.join(args.output_dir, 'data')
+  started = time.time()
+  print(f'writing the dataset to {data_dir}', flush=True)
+  make_data(data_dir, settings)
+  jobs = [Job(rows_lib.row_of(key), seed,
+              os.path.join(args.output_dir, 'runs', key))
+          for seed in settings.seeds for key in settings.rows]
+  scheduler = Scheduler(jobs, settings, data_dir, args.output_dir,
+                        args.jobs, threads)
+  print(f'{scheduler.total} of {len(jobs)} runs to do, {args.jobs} at a '
+        f'time with {threads} thread(s) each', flush=True)
+  scheduler.run(report_every=10.0 if args.quick else 60.0)
+  table = write_outputs(args.output_dir, settings, jobs,
+                        time.time() - started)
+  print(f'\n{table}\n\nwall time {_clock(time.time() - started)}; '
+        f'{os.path.join(args.output_dir, "table.txt")}', flush=True)
+  if scheduler.failures:
+    raise ValueError(f'{len(scheduler.failures)} run(s) failed; first: '
+                     f'{scheduler.failures[0]}')
+  return 0
+
+
+run = cli.entry_point(main)
+
+
+if __name__ == '__main__':
+  run()
