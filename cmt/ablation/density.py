@@ -107,7 +107,8 @@ def measure(inference, examples: Iterator) -> dict:
   (`cmt.export.PanopticInference`)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from cmt import common  # pylint: disable=g-import-not-at-top
-  forward = tf.function(inference.model_outputs)
+  forward = tf.function(
+      lambda image: inference.model_outputs(inference.preprocess(image)[0]))
   measured = {kind: {name: [] for name in STATISTICS} for kind in KINDS}
   for image, ids, segments in examples:
     outputs = forward(tf.constant(image, tf.uint8))
