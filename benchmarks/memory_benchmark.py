@@ -5,8 +5,12 @@ Every measurement runs in a subprocess of its own that builds the run, takes
 one step (tracing), then --steps timed steps, and reports the median step
 time and its peak resident memory (ru_maxrss of the process: model, Adam
 slots, the traced step and its activations, TensorFlow itself). Our models
-run exactly as `cmt-train --mode=train` (`train_step_benchmark.time_setting`:
-paper config, batch 1, the crop, float32, XLA off, synthetic images) with
+are built exactly as `cmt-train --mode=train` builds them
+(`train_step_benchmark.time_setting`: paper config, batch 1, the crop,
+float32, XLA off, synthetic images); with --input fixed (the default) the
+trainer's step runs on one batch held as constants, as DeepLab2's step is
+measured here, so neither process holds an input pipeline; --input
+pipeline feeds it from the tf.data pipeline as cmt-train does. Runs with
 `model_options.recompute` set by --recompute, each value a setting for
 every model or MODEL:SETTING for one model only; a setting is
 
@@ -59,7 +63,8 @@ def run_ours(job: dict) -> dict:
   overrides = train_step_benchmark.recompute_overrides(job['recompute'])
   _, step = train_step_benchmark.time_setting(
       train_step_benchmark.MODELS[job['model']], job['crop'], False,
-      job['params'], job['steps'], overrides)
+      job['params'], job['steps'], overrides,
+      fixed_batch=job['input'] == 'fixed')
   return {'step': step, 'peak_gb': peak_rss_gb()}
 
 
@@ -225,6 +230,10 @@ def main(argv=None) -> int:
                       help='SETTING or MODEL:SETTING (see below)')
   parser.add_argument('--steps', type=int, default=3,
                       help='timed steps after the first')
+  parser.add_argument('--input', choices=['fixed', 'pipeline'],
+                      default='fixed',
+                      help='our step on one fixed batch (as DeepLab2\'s) or '
+                      'fed by the input pipeline, as cmt-train runs it')
   parser.add_argument('--rounds', type=int, default=1,
                       help='runs of every setting per crop, interleaved')
   parser.add_argument('--deeplab2_path',
@@ -255,7 +264,8 @@ def main(argv=None) -> int:
       params = train_step_benchmark.write_images(
           os.path.join(folder, str(crop)), crop)
       ours = [dict(model=m, recompute=r, crop=crop, steps=args.steps,
-                   params=params) for m in args.models for r in per_model[m]]
+                   params=params, input=args.input)
+              for m in args.models for r in per_model[m]]
       deeplab2 = [dict(model='deeplab2', recompute='axial', crop=crop,
                        steps=args.steps,
                        deeplab2_path=os.path.abspath(args.deeplab2_path))

@@ -18,6 +18,7 @@ such (XLA at crop 641 can take very long to compile on a CPU).
 """
 
 import argparse
+import itertools
 import os
 import pathlib
 import statistics
@@ -70,9 +71,13 @@ def write_images(folder: str, crop: int) -> dict:
 
 
 def time_setting(config_file: str, crop: int, xla: bool, params: dict,
-                 steps: int, extra_overrides=()) -> tuple[float, float]:
+                 steps: int, extra_overrides=(),
+                 fixed_batch: bool = False) -> tuple[float, float]:
   """(first step seconds, median later step seconds); `extra_overrides`
-  are further `--override`s of the config."""
+  are further `--override`s of the config. With `fixed_batch`, one batch is
+  read, the input pipeline dropped, and the trainer's step runs on that
+  batch held as constants (the step alone, as a DeepLab2 step is measured
+  in memory_benchmark.py)."""
   # pylint: disable=g-import-not-at-top
   import tensorflow as tf
   from cmt import config as config_lib
@@ -101,13 +106,20 @@ def time_setting(config_file: str, crop: int, xla: bool, params: dict,
       train_lib.precision_policy(options.trainer_options.solver_options):
     run = train_lib.build_run('train', options, model_dir, strategy)
     one = tf.constant(1, tf.int32)
+    step = lambda: run.trainer.train(one)  # pylint: disable=unnecessary-lambda-assignment
+    if fixed_batch:
+      batch = tf.nest.map_structure(
+          lambda t: tf.constant(t.numpy()),
+          next(iter(run.trainer.train_dataset)))
+      step = tf.function(
+          lambda: run.trainer.train_step(itertools.repeat(batch)))
     start = time.perf_counter()
-    run.trainer.train(one)
+    step()
     first = time.perf_counter() - start
     times = []
     for _ in range(steps):
       start = time.perf_counter()
-      run.trainer.train(one)
+      step()
       times.append(time.perf_counter() - start)
   tf_keras_clear()
   return first, statistics.median(times)

@@ -111,11 +111,13 @@ class TableEntry:
 
 def model_key(experiment: config_pb2.ExperimentOptions) -> bytes:
   """What a parameter count depends on: the model options (less the
-  checkpoint to start from) and the dataset (its class count)."""
+  checkpoint to start from and the gradient recomputation) and the dataset
+  (its class count)."""
   model = config_pb2.ExperimentOptions()
   model.model_options.CopyFrom(experiment.model_options)
   model.model_options.ClearField('initial_checkpoint')
   model.model_options.ClearField('restore_scope')
+  model.model_options.ClearField('recompute')
   model.train_dataset_options.dataset = (
       experiment.train_dataset_options.dataset)
   model.train_dataset_options.categories_json = (
