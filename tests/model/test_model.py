@@ -160,10 +160,11 @@ def test_sync_batchnorm_and_its_settings_come_from_the_solver():
     ('trainer_options.solver_options.batchnorm_epsilon=0', 'batchnorm_epsilon'),
 ])
 def test_bad_options_name_the_field(override, field):
-  # Unchecked loading: building the model must refuse, naming the field.
+  # Unchecked loading: `build_model` must refuse, naming the field, before
+  # any layer exists (the layers do not repeat `model_checks`).
   options = helpers.load(*helpers.TINY, override, check=False)
   with pytest.raises(ValueError, match=field):
-    builder.build_and_initialise(options, INFO, crop_size=33)
+    builder.build_model(options, INFO)
 
 
 def test_rfn_needs_stride_four_features():
