@@ -176,13 +176,13 @@ class ClusteringMaskTransformerLayer(tf_keras.layers.Layer):
     features = tf.reshape(pixels_in, [-1, height * width, pixel_channels])
     qkv = self._queries_keys_values(features, centers_in, embedding,
                                     (height, width), training)
-    center_update, cross_attention = self._memory_attention(
+    center_update, cross_attention = self._memory_attention(  # Eq. 3
         qkv, training, figure_outputs)
     logits = assignment = None
     if self._clustering_update:
       logits, assignment, clustering = self._clustering_center_update(
           qkv, previous_logits, training)
-      center_update += clustering
+      center_update += clustering  # Eq. 7
       if figure_outputs:
         cross_attention += tf.transpose(assignment, [0, 2, 1])
     centers_out = self._center_residual_and_ffn(centers_in, center_update,
