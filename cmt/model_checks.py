@@ -1,9 +1,10 @@
 """The checks of `model_options` and of what a dataset must agree on with
 the model (crop, masks), pure Python: the model's shape rules stated once.
 
-Part of the config checks (`cmt.config_checks` runs them); the model reads
-`scaled` and `transformer_width_problem` from here so that the rules it
-builds by and the rules validation checks are the same code.
+Part of the config checks (`cmt.config_checks` runs them), and run again
+by `cmt.model.builder.build_model` before any layer is built: the layers
+do not repeat them. The model reads `scaled` from here so that the rule it
+builds by and the rule validation checks are the same code.
 """
 
 import math

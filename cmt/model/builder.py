@@ -51,8 +51,8 @@ def pretrained_variables(model: cmt_deeplab.CMTDeepLab) -> List[tf.Variable]:
   """Backbone variables (all stacks): what `restore_scope: BACKBONE` restores
   and what gets `backbone_learning_rate_multiplier`."""
   variables = []
-  for encoder in model.encoders:
-    variables.extend(encoder.backbone.variables)
+  for stack in model.encoders:
+    variables.extend(stack.backbone.variables)
   return variables
 
 

@@ -1,10 +1,10 @@
 """The CMT-DeepLab / MaX-DeepLab meta-architecture.
 
-images [B, H, W, 3] in [0, 255] -> x / 127.5 - 1 -> encoder (one, or two
-for the Recursive Feature Network) -> heads -> dict keyed by `cmt.common`.
+images [B, H, W, 3] in [0, 255] -> x / 127.5 - 1 -> backbone +
+transformer + decoder stack (one, or two for the Recursive Feature Network) -> heads -> dict keyed by `cmt.common`.
 
-Recursive Feature Network (Sec. 3.4): the whole encoder (backbone +
-transformer layers + decoder) is stacked twice; the first stack's stride-4
+Recursive Feature Network (Sec. 3.4): the whole stack (backbone +
+transformer layers + decoder) is built twice; the first stack's stride-4
 features are added to the second stack's stride-4 backbone features (its
 stage-2 output), and the two stacks' stride-4 features and cluster centers
 are averaged before the (shared) heads.
@@ -21,7 +21,7 @@ import tensorflow as tf
 import tf_keras
 
 from cmt import common
-from cmt.model import encoder as encoder_lib
+from cmt.model import backbone_transformer_decoder
 from cmt.model import heads
 from cmt.model.layers import aspp
 from cmt.model.layers import dual_path_transformer
@@ -41,9 +41,11 @@ class CMTDeepLab(tf_keras.Model):
     self._options = model_options
     # `model_options` passed `model_checks.check_model` (`builder`).
     stacks = 2 if model_options.recursive_feature_network else 1
-    self.encoders = [encoder_lib.Encoder(model_options, norm,
-                                         name=f'encoder{i + 1}')
-                     for i in range(stacks)]
+    # `encoders` and the 'encoder' names are checkpoint paths (DeepLab2's).
+    self.encoders = [
+        backbone_transformer_decoder.BackboneTransformerDecoder(
+            model_options, norm, name=f'encoder{i + 1}')
+        for i in range(stacks)]
     head_options = model_options.heads
     activation = model_options.backbone.activation
     self.pixel_space_head = heads.PixelSpaceHead(
@@ -75,8 +77,8 @@ class CMTDeepLab(tf_keras.Model):
     x = tf.cast(images, self.compute_dtype) / 127.5 - 1.0
     results = []
     feedback = None
-    for encoder in self.encoders:
-      result = encoder(x, training=training, stride4_feedback=feedback,
+    for stack in self.encoders:
+      result = stack(x, training=training, stride4_feedback=feedback,
                        figure_outputs=figure_outputs)
       feedback = result.high_resolution
       results.append(result)

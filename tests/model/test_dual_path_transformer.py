@@ -138,8 +138,3 @@ def test_coord_conv_eq11_feeds_reference_mask_to_the_layer(coord_conv):
   differs = not np.allclose(out1.centers.numpy(), out2.centers.numpy())
   # Only the coord-conv lets r^c = sigmoid(e) change the cluster centers.
   assert differs == coord_conv
-
-
-def test_coord_conv_without_reference_mask_is_refused():
-  with pytest.raises(ValueError, match='coord_conv requires'):
-    _layer(coord_conv=True)

@@ -160,10 +160,11 @@ def test_sync_batchnorm_and_its_settings_come_from_the_solver():
     ('trainer_options.solver_options.batchnorm_epsilon=0', 'batchnorm_epsilon'),
 ])
 def test_bad_options_name_the_field(override, field):
-  # Unchecked loading: building the model must refuse, naming the field.
+  # Unchecked loading: `build_model` must refuse, naming the field, before
+  # any layer exists (the layers do not repeat `model_checks`).
   options = helpers.load(*helpers.TINY, override, check=False)
   with pytest.raises(ValueError, match=field):
-    builder.build_and_initialise(options, INFO, crop_size=33)
+    builder.build_model(options, INFO)
 
 
 def test_rfn_needs_stride_four_features():
@@ -233,13 +234,13 @@ def test_every_trainable_variable_gets_a_gradient():
 
 
 def test_linear_drop_path_rates_follow_the_stride():
-  from cmt.model import encoder as encoder_lib  # pylint: disable=g-import-not-at-top
+  from cmt.model import backbone_transformer_decoder as btd  # pylint: disable=g-import-not-at-top
   options = helpers.load().model_options  # rate 0.2, LINEAR, output stride 16
-  encoder = encoder_lib.Encoder(options, helpers_norm())
-  stage4, stage5 = encoder.backbone.stages[2:]
+  stack = btd.BackboneTransformerDecoder(options, helpers_norm())
+  stage4, stage5 = stack.backbone.stages[2:]
   # No drop below stride 16; stage 4 at stride 16 gets 3/4 of the rate; the
   # first stage-5 block still enters at stride 16.
   assert [b.drop_rate for b in stage4] == pytest.approx([0.0] + [0.15] * 5)
   assert [b.drop_rate for b in stage5] == pytest.approx([0.15, 0.2, 0.2])
-  rates = [layer._drop_rate for layer in encoder.transformer_layers]  # pylint: disable=protected-access
+  rates = [layer._drop_rate for layer in stack.transformer_layers]  # pylint: disable=protected-access
   assert rates == pytest.approx([0.15, 0.2, 0.2, 0.2])

@@ -64,6 +64,17 @@ class DualPathOutput(NamedTuple):
   cross_attention: Optional[tf.Tensor]
 
 
+class _QueriesKeysValues(NamedTuple):
+  """Queries, keys and values of the centers ([B, N, .]) and of the pixels
+  ([B, HW, .]): keys and queries key_depth wide, values value_depth."""
+  q_c: tf.Tensor
+  k_c: tf.Tensor
+  v_c: tf.Tensor
+  q_p: tf.Tensor
+  k_p: tf.Tensor
+  v_p: tf.Tensor
+
+
 def pixel_coordinates(height: int, width: int) -> np.ndarray:
   """r^p of Eq. 12: [HW, 2] (h, w) coordinates of each pixel in [0, 1]."""
   hs = np.linspace(0.0, 1.0, height) if height > 1 else np.zeros(1)
@@ -92,17 +103,11 @@ class ClusteringMaskTransformerLayer(tf_keras.layers.Layer):
                coord_conv: bool = False, num_reference_points: int = 8,
                drop_rate: float = 0.0):
     super().__init__(name=name)
-    if coord_conv and not reference_mask:
-      raise ValueError('model_options.clustering.coord_conv requires '
-                       'model_options.clustering.reference_mask (r^c comes '
-                       'from the reference masks)')
+    # coord_conv without reference_mask and widths the heads do not divide
+    # are refused by `model_checks` (run by `builder.build_model`).
     self._bottleneck = 2 * filters
     self._key_depth = filters
     self._value_depth = 2 * filters
-    if self._key_depth % num_heads or self._value_depth % num_heads:
-      raise ValueError(f'{name}: transformer widths {self._key_depth}/'
-                       f'{self._value_depth} are not divisible by '
-                       f'model_options.transformer.num_heads={num_heads}')
     self._num_heads = num_heads
     self._ffn_channels = feed_forward_channels
     self._clustering_update = clustering_update
@@ -168,87 +173,21 @@ class ClusteringMaskTransformerLayer(tf_keras.layers.Layer):
     only with `figure_outputs` (the figures need it, training does not)."""
     pixels_in, centers_in, previous_logits, embedding = inputs
     _, height, width, pixel_channels = pixels_in.shape
-    num_pixels = height * width
-    heads = self._num_heads
-    features = tf.reshape(pixels_in, [-1, num_pixels, pixel_channels])
-
-    centers = self._center_conv1(centers_in, training=training)
-    pixels = self._pixel_conv1(self._activation(features), training=training)
-    if self._coord_conv:
-      # Eq. 11-12: coordinates join the features before every projection.
-      if embedding is None:
-        raise ValueError(f'{self.name}: coord_conv needs the reference '
-                         'embedding e of the previous stage')
-      r_c = tf.sigmoid(embedding)
-      centers = self._center_coord_conv(
-          tf.concat([centers, tf.cast(r_c, centers.dtype)], -1),
-          training=training)
-      r_p = tf.cast(pixel_coordinates(height, width), pixels.dtype)
-      r_p = tf.tile(r_p[None], [tf.shape(pixels)[0], 1, 1])
-      pixels = self._pixel_coord_conv(tf.concat([pixels, r_p], -1),
-                                      training=training)
-
-    split = [self._key_depth, self._key_depth, self._value_depth]
-    q_c, k_c, v_c = tf.split(self._center_qkv(centers, training=training),
-                             split, -1)
-    q_p, k_p, v_p = tf.split(self._pixel_qkv(pixels, training=training),
-                             split, -1)
-
-    # Center update, Eq. 3 (MaX: one softmax over pixels and centers).
-    weights = attention_ops.multihead_attention_weights(
-        attention_ops.split_heads(q_c, heads),
-        [attention_ops.split_heads(k_p, heads),
-         attention_ops.split_heads(k_c, heads)],
-        lambda x: self._center_similarity_norm(x, training=training))
-    retrieved = attention_ops.retrieve(
-        weights, [attention_ops.split_heads(v_p, heads),
-                  attention_ops.split_heads(v_c, heads)])
-    center_update = attention_ops.merge_heads(
-        self._center_retrieval_norm(retrieved, training=training))
-    cross_attention = None
-    if figure_outputs:
-      cross_attention = tf.reduce_mean(weights[..., :num_pixels], axis=1)
-
-    logits = None
+    features = tf.reshape(pixels_in, [-1, height * width, pixel_channels])
+    qkv = self._queries_keys_values(features, centers_in, embedding,
+                                    (height, width), training)
+    center_update, cross_attention = self._memory_attention(  # Eq. 3
+        qkv, training, figure_outputs)
+    logits = assignment = None
     if self._clustering_update:
-      # Eq. 6: assignment with the residual path S from the previous layer.
-      logits = attention_ops.assignment_logits(
-          k_p, q_c, previous_logits,
-          lambda x: self._assignment_norm(x, training=training))
-      z = attention_ops.assignment(logits)
-      # Eq. 7: the clustering term Z^T V^p joins the cross-attention.
-      center_update += self._center_clustering_norm(
-          attention_ops.clustering_center_update(z, v_p), training=training)
+      logits, assignment, clustering = self._clustering_center_update(
+          qkv, previous_logits, training)
+      center_update += clustering  # Eq. 7
       if figure_outputs:
-        cross_attention += tf.transpose(z, [0, 2, 1])
-
-    center_update = self._center_conv3(self._activation(center_update),
-                                       training=training)
-    centers_out = self._activation(
-        centers_in + norm_act.maybe_drop_path(center_update, self._drop_rate,
-                                              training))
-    ffn = self._ffn2(self._ffn1(centers_out, training=training),
-                     training=training)
-    centers_out = self._activation(
-        centers_out + norm_act.maybe_drop_path(ffn, self._drop_rate, training))
-
-    # Pixel-to-memory feedback: softmax over the N centers.
-    pixel_weights = attention_ops.multihead_attention_weights(
-        attention_ops.split_heads(q_p, heads),
-        [attention_ops.split_heads(k_c, heads)],
-        lambda x: self._pixel_similarity_norm(x, training=training))
-    pixel_update = attention_ops.merge_heads(self._pixel_retrieval_norm(
-        attention_ops.retrieve(pixel_weights,
-                               [attention_ops.split_heads(v_c, heads)]),
-        training=training))
-    if self._clustering_update:
-      # Eq. 8: F + Z V^c.
-      pixel_update += self._pixel_clustering_norm(
-          attention_ops.clustering_pixel_update(z, v_c), training=training)
-    pixel_update = self._pixel_conv3(self._activation(pixel_update),
-                                     training=training)
-    pixels_out = features + norm_act.maybe_drop_path(pixel_update,
-                                                     self._drop_rate, training)
+        cross_attention += tf.transpose(assignment, [0, 2, 1])
+    centers_out = self._center_residual_and_ffn(centers_in, center_update,
+                                                training)
+    pixels_out = self._pixel_update(features, qkv, assignment, training)
     pixels_out = tf.reshape(pixels_out, [-1, height, width, pixel_channels])
 
     if self._reference_mask:
@@ -260,6 +199,103 @@ class ClusteringMaskTransformerLayer(tf_keras.layers.Layer):
     return DualPathOutput(pixels_out, centers_out, logits,
                           embedding if self._reference_mask else None,
                           cross_attention)
+
+  def _queries_keys_values(self, features, centers_in, embedding, size,
+                           training) -> _QueriesKeysValues:
+    """Bottleneck projections of centers and pixels, then their queries,
+    keys and values; with coord_conv (Eq. 11-12) the coordinates r^c =
+    sigmoid(e) and r^p join the features before the q/k/v projections."""
+    centers = self._center_conv1(centers_in, training=training)
+    pixels = self._pixel_conv1(self._activation(features), training=training)
+    if self._coord_conv:
+      if embedding is None:
+        raise ValueError(f'{self.name}: coord_conv needs the reference '
+                         'embedding e of the previous stage')
+      r_c = tf.sigmoid(embedding)
+      centers = self._center_coord_conv(
+          tf.concat([centers, tf.cast(r_c, centers.dtype)], -1),
+          training=training)
+      r_p = tf.cast(pixel_coordinates(*size), pixels.dtype)
+      r_p = tf.tile(r_p[None], [tf.shape(pixels)[0], 1, 1])
+      pixels = self._pixel_coord_conv(tf.concat([pixels, r_p], -1),
+                                      training=training)
+    split = [self._key_depth, self._key_depth, self._value_depth]
+    q_c, k_c, v_c = tf.split(self._center_qkv(centers, training=training),
+                             split, -1)
+    q_p, k_p, v_p = tf.split(self._pixel_qkv(pixels, training=training),
+                             split, -1)
+    return _QueriesKeysValues(q_c, k_c, v_c, q_p, k_p, v_p)
+
+  def _memory_attention(self, qkv: _QueriesKeysValues, training,
+                        figure_outputs):
+    """Center update of Eq. 3: softmax(Q^c [K^p; K^c]^T) [V^p; V^c], one
+    softmax over the HW pixels and the N centers (MaX). Returns the update
+    and, with `figure_outputs`, the head-averaged center-to-pixel weights."""
+    heads = self._num_heads
+    weights = attention_ops.multihead_attention_weights(
+        attention_ops.split_heads(qkv.q_c, heads),
+        [attention_ops.split_heads(qkv.k_p, heads),
+         attention_ops.split_heads(qkv.k_c, heads)],
+        lambda x: self._center_similarity_norm(x, training=training))
+    retrieved = attention_ops.retrieve(
+        weights, [attention_ops.split_heads(qkv.v_p, heads),
+                  attention_ops.split_heads(qkv.v_c, heads)])
+    center_update = attention_ops.merge_heads(
+        self._center_retrieval_norm(retrieved, training=training))
+    cross_attention = None
+    if figure_outputs:
+      num_pixels = qkv.k_p.shape[1]
+      cross_attention = tf.reduce_mean(weights[..., :num_pixels], axis=1)
+    return center_update, cross_attention
+
+  def _clustering_center_update(self, qkv: _QueriesKeysValues,
+                                previous_logits, training):
+    """Eq. 6: S_l = S_{l-1} + K^p (Q^c)^T and Z = softmax_N(S_l); Eq. 7: the
+    clustering term Z^T V^p (of Eq. 5) that joins the center update.
+    Returns (S_l, Z, the normalised clustering term)."""
+    logits = attention_ops.assignment_logits(
+        qkv.k_p, qkv.q_c, previous_logits,
+        lambda x: self._assignment_norm(x, training=training))
+    assignment = attention_ops.assignment(logits)
+    clustering = self._center_clustering_norm(
+        attention_ops.clustering_center_update(assignment, qkv.v_p),
+        training=training)
+    return logits, assignment, clustering
+
+  def _center_residual_and_ffn(self, centers_in, center_update, training):
+    """C <- act(C + conv3(act(update))), then the center FFN
+    C <- act(C + FFN(C)); each residual branch with drop-path."""
+    center_update = self._center_conv3(self._activation(center_update),
+                                       training=training)
+    centers_out = self._activation(
+        centers_in + norm_act.maybe_drop_path(center_update, self._drop_rate,
+                                              training))
+    ffn = self._ffn2(self._ffn1(centers_out, training=training),
+                     training=training)
+    return self._activation(
+        centers_out + norm_act.maybe_drop_path(ffn, self._drop_rate, training))
+
+  def _pixel_update(self, features, qkv: _QueriesKeysValues, assignment,
+                    training):
+    """Pixel-to-memory feedback F + softmax_N(Q^p (K^c)^T) V^c, plus Z V^c
+    with the clustering update (Eq. 8); [B, HW, Cp] pre-activation."""
+    heads = self._num_heads
+    pixel_weights = attention_ops.multihead_attention_weights(
+        attention_ops.split_heads(qkv.q_p, heads),
+        [attention_ops.split_heads(qkv.k_c, heads)],
+        lambda x: self._pixel_similarity_norm(x, training=training))
+    pixel_update = attention_ops.merge_heads(self._pixel_retrieval_norm(
+        attention_ops.retrieve(pixel_weights,
+                               [attention_ops.split_heads(qkv.v_c, heads)]),
+        training=training))
+    if assignment is not None:
+      pixel_update += self._pixel_clustering_norm(
+          attention_ops.clustering_pixel_update(assignment, qkv.v_c),
+          training=training)
+    pixel_update = self._pixel_conv3(self._activation(pixel_update),
+                                     training=training)
+    return features + norm_act.maybe_drop_path(pixel_update, self._drop_rate,
+                                               training)
 
 
 class ReferenceMaskMLP(tf_keras.layers.Layer):

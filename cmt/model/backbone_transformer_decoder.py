@@ -1,15 +1,16 @@
-"""One MaX-DeepLab / CMT-DeepLab encoder: backbone, dual-path transformer
-layers with the cluster centers, and the decoder to stride 4 or 8.
+"""One stack of MaX-DeepLab / CMT-DeepLab before the heads: the backbone,
+the dual-path transformer layers with the cluster centers, and the decoder
+to stride 4 or 8.
 
 The Recursive Feature Network stacks two of these (`cmt.model.cmt_deeplab`).
 """
 
-from typing import Dict, List, NamedTuple, Optional
+import functools
+from typing import Callable, Dict, List, NamedTuple, Optional
 
 import tensorflow as tf
 import tf_keras
 
-from cmt import model_checks
 from cmt.model import decoder
 from cmt.model.backbone import axial_resnet
 from cmt.model.layers import blocks
@@ -20,24 +21,18 @@ from cmt.model.layers import recompute
 # ResNet stage -> stage index of the linear drop-path schedule (stem = 0).
 _STAGE_DEPTH = {4: 3, 5: 4}
 
+# (name, drop_rate=...) -> a dual-path layer with the model's widths and
+# switches.
+_TransformerLayerFactory = Callable[
+    ..., dual_path_transformer.ClusteringMaskTransformerLayer]
 
-class EncoderOutput(NamedTuple):
+
+class BackboneTransformerDecoderOutput(NamedTuple):
   # [B, h, w, C] pre-activation, at high_resolution_output_stride (4 or 8).
   high_resolution: tf.Tensor
   centers: tf.Tensor  # [B, N, Cm] cluster centers after the last layer.
   endpoints: Dict[str, tf.Tensor]  # Backbone endpoints 'stage1'..'stage5'.
   layers: List[dual_path_transformer.DualPathOutput]  # In order.
-
-
-def transformer_filters(model_options) -> int:
-  """Base width of a dual-path layer: memory_channels / 2 (MaX: 128), so its
-  bottleneck equals the memory width."""
-  channels = model_options.transformer.memory_channels
-  problem = model_checks.transformer_width_problem(
-      channels, model_options.transformer.num_heads)
-  if problem:
-    raise ValueError(problem)
-  return channels // 2
 
 
 def resize_assignment_logits(logits: tf.Tensor, size_from, size_to
@@ -51,100 +46,101 @@ def resize_assignment_logits(logits: tf.Tensor, size_from, size_to
   return tf.reshape(grid, [-1, size_to[0] * size_to[1], logits.shape[-1]])
 
 
-class Encoder(tf_keras.layers.Layer):
-  """Backbone + transformer stages + upsampling decoder of one stack."""
+def _stage_drop_rate(backbone_options, stage: int) -> float:
+  """Drop-path rate of the blocks added to backbone stage 4 or 5."""
+  return norm_act.drop_path_rate(backbone_options.drop_path_rate,
+                                 backbone_options.drop_path_schedule,
+                                 _STAGE_DEPTH[stage])
+
+
+def _transformer_layer_factory(model_options, norm: norm_act.NormConfig
+                               ) -> _TransformerLayerFactory:
+  """Dual-path layers of base width memory_channels / 2 (MaX: 128), so that
+  their bottleneck equals the memory width."""
+  transformer = model_options.transformer
+  clustering = model_options.clustering
+  return functools.partial(
+      dual_path_transformer.ClusteringMaskTransformerLayer,
+      norm=norm, activation=model_options.backbone.activation,
+      filters=transformer.memory_channels // 2,
+      num_heads=transformer.num_heads,
+      feed_forward_channels=transformer.feed_forward_channels,
+      clustering_update=clustering.clustering_update,
+      reference_mask=clustering.reference_mask,
+      coord_conv=clustering.coord_conv,
+      num_reference_points=clustering.num_reference_points)
+
+
+class BackboneTransformerDecoder(tf_keras.layers.Layer):
+  """Backbone + transformer stages + upsampling decoder of one stack.
+
+  `model_options` passed `model_checks.check_model` (`builder.build_model`
+  runs it before building anything), so the fields are not checked again.
+  The layer name 'encoder' and the attribute names are part of the
+  checkpoint paths (`cmt.model.deeplab2_names`).
+  """
 
   def __init__(self, model_options, norm: norm_act.NormConfig,
                name: str = 'encoder'):
     super().__init__(name=name)
+    self._clustering = model_options.clustering
+    self._num_centers = model_options.transformer.num_cluster_centers
+    self._memory_channels = model_options.transformer.memory_channels
+    new_layer = _transformer_layer_factory(model_options, norm)
+    self.backbone = axial_resnet.AxialResNet(model_options.backbone, norm)
+    self._backbone_layers = self._backbone_transformer_layers(
+        model_options.backbone, new_layer)
+    self._decoder_stages = self._transformer_stages(model_options, norm,
+                                                    new_layer)
+    self.decoder = decoder.UpsamplingDecoder(
+        model_options.backbone.output_stride,
+        model_options.decoder.high_resolution_output_stride,
+        model_options.backbone.width_multiplier, norm,
+        model_options.backbone.activation)
+    self._configure_recompute(model_options.recompute)
+    if self._clustering.reference_mask:
+      # e of Eq. 9 before the first layer: projected from the initial centers.
+      self._initial_embedding = tf_keras.layers.Dense(
+          2 * self._clustering.num_reference_points,
+          kernel_initializer=tf_keras.initializers.TruncatedNormal(
+              stddev=0.01), name='reference_embedding')
+
+  def _backbone_transformer_layers(self, backbone_options, new_layer):
+    """MaX-DeepLab-S: a transformer layer after every stage-5 block of the
+    backbone, with the drop-path rate of its block."""
+    if not backbone_options.dual_path_in_backbone:
+      return []
+    return [new_layer(f'stage5_block{index + 1}_transformer',
+                      drop_rate=block.drop_rate)
+            for index, block in enumerate(self.backbone.stages[-1])]
+
+  @staticmethod
+  def _transformer_stages(model_options, norm, new_layer):
+    """The decoder's dual-path stages: per `transformer_stages` entry, a fuse
+    to the stage's width and `num_blocks` (axial block, transformer layer)
+    pairs, as (backbone stage, fuse, pairs). MaX-DeepLab-S: one extra
+    stage-5 axial block with a transformer."""
     backbone_options = model_options.backbone
-    transformer = model_options.transformer
-    clustering = model_options.clustering
-    self._clustering = clustering
-    if transformer.num_cluster_centers < 1:
-      raise ValueError('model_options.transformer.num_cluster_centers must be '
-                       f'>= 1; got {transformer.num_cluster_centers}')
-    if transformer.feed_forward_channels < 1:
-      raise ValueError('model_options.transformer.feed_forward_channels must '
-                       f'be >= 1; got {transformer.feed_forward_channels}')
-    if clustering.reference_mask and clustering.num_reference_points < 1:
-      raise ValueError('model_options.clustering.num_reference_points must be '
-                       f'>= 1; got {clustering.num_reference_points}')
     activation = backbone_options.activation
-    self._activation = norm_act.get_activation(activation)
-    self.backbone = axial_resnet.AxialResNet(backbone_options, norm)
-    self._num_centers = transformer.num_cluster_centers
-    self._memory_channels = transformer.memory_channels
-    width = backbone_options.width_multiplier
-    rate = backbone_options.drop_path_rate
-    schedule = backbone_options.drop_path_schedule
-    filters = transformer_filters(model_options)
-
-    def make_layer(name, stage, drop_rate=None):
-      if drop_rate is None:
-        drop_rate = norm_act.drop_path_rate(rate, schedule,
-                                            _STAGE_DEPTH[stage])
-      return dual_path_transformer.ClusteringMaskTransformerLayer(
-          name, norm, activation, filters=filters,
-          num_heads=transformer.num_heads,
-          feed_forward_channels=transformer.feed_forward_channels,
-          clustering_update=clustering.clustering_update,
-          reference_mask=clustering.reference_mask,
-          coord_conv=clustering.coord_conv,
-          num_reference_points=clustering.num_reference_points,
-          drop_rate=drop_rate)
-
-    # MaX-DeepLab-S: a transformer layer after every stage-5 block, with the
-    # drop-path rate of its block.
-    self._backbone_layers = []
-    if backbone_options.dual_path_in_backbone:
-      for index, block in enumerate(self.backbone.stages[-1]):
-        self._backbone_layers.append(
-            make_layer(f'stage5_block{index + 1}_transformer', 5,
-                       block.drop_rate))
-
     stages = [(s.backbone_stage, s.num_blocks)
-              for s in model_options.decoder.transformer_stages]
-    if not stages:
-      # MaX-DeepLab-S: one extra stage-5 axial block with a transformer.
-      stages = [(5, 1)]
-    self._decoder_stages = []
+              for s in model_options.decoder.transformer_stages] or [(5, 1)]
+    result = []
     for stage_index, (stage, count) in enumerate(stages):
-      if stage not in _STAGE_DEPTH:
-        raise ValueError('model_options.decoder.transformer_stages'
-                         f'[{stage_index}].backbone_stage must be 4 or 5; got '
-                         f'{stage}')
-      if count < 1:
-        raise ValueError('model_options.decoder.transformer_stages'
-                         f'[{stage_index}].num_blocks must be >= 1; got '
-                         f'{count}')
       block_filters = axial_resnet.scaled(axial_resnet.BASE_FILTERS[stage - 2],
-                                          width)
+                                          backbone_options.width_multiplier)
       prefix = f'transformer_stage{stage_index + 1}'
       fuse = decoder.ResizedFuse(4 * block_filters, f'{prefix}_fuse', norm,
                                  activation)
-      pairs = []
-      for index in range(count):
-        pairs.append((
-            blocks.ResidualBlock(
-                block_filters, f'{prefix}_block{index + 1}', norm, activation,
-                axial=True,
-                drop_rate=norm_act.drop_path_rate(rate, schedule,
-                                                  _STAGE_DEPTH[stage]),
-                query_region=backbone_options.axial_query_region),
-            make_layer(f'{prefix}_block{index + 1}_transformer', stage)))
-      self._decoder_stages.append((stage, fuse, pairs))
-    self.decoder = decoder.UpsamplingDecoder(
-        backbone_options.output_stride,
-        model_options.decoder.high_resolution_output_stride, width, norm,
-        activation)
-    self._configure_recompute(model_options.recompute)
-    if clustering.reference_mask:
-      # e of Eq. 9 before the first layer: projected from the initial centers.
-      self._initial_embedding = tf_keras.layers.Dense(
-          2 * clustering.num_reference_points,
-          kernel_initializer=tf_keras.initializers.TruncatedNormal(
-              stddev=0.01), name='reference_embedding')
+      drop_rate = _stage_drop_rate(backbone_options, stage)
+      pairs = [(blocks.ResidualBlock(
+          block_filters, f'{prefix}_block{index + 1}', norm, activation,
+          axial=True, drop_rate=drop_rate,
+          query_region=backbone_options.axial_query_region),
+                new_layer(f'{prefix}_block{index + 1}_transformer',
+                          drop_rate=drop_rate))
+               for index in range(count)]
+      result.append((stage, fuse, pairs))
+    return result
 
   def _configure_recompute(self, options):
     """Marks the blocks `model_options.recompute` selects."""
@@ -174,7 +170,8 @@ class Encoder(tf_keras.layers.Layer):
 
   def call(self, images, training=False,
            stride4_feedback: Optional[tf.Tensor] = None,
-           figure_outputs: bool = False) -> EncoderOutput:
+           figure_outputs: bool = False
+           ) -> BackboneTransformerDecoderOutput:
     """`figure_outputs`: the transformer layers also return what only the
     figures use (`DualPathOutput.cross_attention`)."""
     centers = tf.tile(tf.cast(self.cluster_centers, images.dtype)[None],
@@ -216,4 +213,5 @@ class Encoder(tf_keras.layers.Layer):
       for block, layer in pairs:
         x = run_layer(layer, recompute.call(block, x, training))
     x = self.decoder(x, endpoints, training=training)
-    return EncoderOutput(x, state['centers'], endpoints, outputs)
+    return BackboneTransformerDecoderOutput(x, state['centers'], endpoints,
+                                            outputs)
