@@ -1,6 +1,7 @@
 """`cmt-ablate --quick` end to end: data, training, evaluation, density,
 table. Checks only that the pipeline runs and reports its rows (never which
-row wins: --quick trains for 4 steps)."""
+row wins: --quick trains for 4 steps). 137 s on the 2 shared cores at load
+average 3.5: each run traces its own train, eval and figure graphs."""
 
 import json
 
