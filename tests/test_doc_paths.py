@@ -1,4 +1,4 @@
-"""README.md and docs/ARCHITECTURE.md name only files and modules that exist.
+"""The READMEs and docs/*.md name only files and modules that exist.
 
 What counts as a reference (the rest of the prose is left alone):
 * a repo-relative path, backticked or not, whose first folder is a folder
@@ -22,7 +22,8 @@ import re
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-DOCS = ('README.md', 'docs/ARCHITECTURE.md')
+DOCS = ('README.md', 'docs/ARCHITECTURE.md', 'docs/MODEL_ZOO.md',
+        'benchmarks/README.md')
 # Top-level folder of each installed package (setup.py PACKAGE_ROOTS).
 PACKAGE_FOLDERS = {'trainer': 'trainer', 'evaluation': 'evaluation',
                    'protos': 'protos', 'configs': 'configs'}
