@@ -46,21 +46,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def val_examples(data_dir: str):
   """(image uint8, segment ids, {'things' | 'stuff': segment ids}) of the
-  val split of a `cmt-synthetic-data` folder, in file order."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  from cmt.data import panoptic_label  # pylint: disable=g-import-not-at-top
+  val split of a `cmt-synthetic-data` folder, in file-name order."""
+  # pylint: disable=g-import-not-at-top
+  from cmt.data import build_data
+  from cmt.data import panoptic_label
   with open(os.path.join(data_dir, 'categories.json'), encoding='utf-8') as f:
     things = {c['id'] for c in json.load(f) if c['isthing']}
-  with open(os.path.join(data_dir, 'panoptic_val.json'),
-            encoding='utf-8') as f:
-    data = json.load(f)
-  for image, annotation in zip(data['images'], data['annotations']):
-    pixels = np.asarray(Image.open(os.path.join(
-        data_dir, 'images', 'val', image['file_name'])).convert('RGB'))
-    ids = panoptic_label.rgb_to_id(np.asarray(Image.open(os.path.join(
-        data_dir, 'panoptic', 'val', annotation['file_name']))))
-    segments = annotation['segments_info']
-    yield pixels, ids, {
+  tasks = build_data.read_tasks(
+      os.path.join(data_dir, 'images', 'val'),
+      os.path.join(data_dir, 'panoptic_val.json'),
+      os.path.join(data_dir, 'panoptic', 'val'))
+
+  def rgb(path, what):
+    with open(path, 'rb') as f:
+      image = panoptic_label.read_rgb(path, f.read(), what)
+    return np.asarray(image.convert('RGB'))
+
+  for task in tasks:
+    segments = task.segments_info
+    png = rgb(task.png_path, 'the panoptic PNG')
+    yield rgb(task.image_path, 'the image'), panoptic_label.rgb_to_id(png), {
         'things': [s['id'] for s in segments if s['category_id'] in things],
         'stuff': [s['id'] for s in segments
                   if s['category_id'] not in things]}
