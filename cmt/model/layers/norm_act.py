@@ -67,8 +67,11 @@ class ConvNormAct(tf_keras.layers.Layer):
   """2D convolution (no bias, 'same' padding, optional stride / dilation or
   depthwise) -> BatchNorm -> activation.
 
-  Padding is explicit and symmetric so that a crop of 4k + 1 maps to
-  2k + 1 under stride 2 (the 'same' arithmetic of DeepLab).
+  Padding is symmetric so that a crop of 4k + 1 maps to 2k + 1 under
+  stride 2 (the 'same' arithmetic of DeepLab). At stride 1 with an odd
+  kernel, the convolution's own 'same' padding is that symmetric padding,
+  and unlike an explicit `tf.pad` it keeps no padded copy of the input for
+  the backward pass; a strided convolution pads explicitly.
   """
 
   def __init__(self, filters: int, kernel_size: int, name: str,
@@ -76,17 +79,18 @@ class ConvNormAct(tf_keras.layers.Layer):
                dilation: int = 1, depthwise: bool = False,
                gamma_initializer='ones', kernel_initializer='he_normal'):
     super().__init__(name=name)
-    self._pad = (kernel_size - 1) * dilation // 2
-    self._kernel_size = kernel_size
+    pad_inside = strides == 1 and kernel_size % 2 == 1
+    self._pad = 0 if pad_inside else (kernel_size - 1) * dilation // 2
+    padding = 'same' if pad_inside else 'valid'
     if depthwise:
       self._conv = tf_keras.layers.DepthwiseConv2D(
           kernel_size, strides=strides, dilation_rate=dilation,
-          padding='valid', use_bias=False,
+          padding=padding, use_bias=False,
           depthwise_initializer=kernel_initializer, name='depthwise')
     else:
       self._conv = tf_keras.layers.Conv2D(
           filters, kernel_size, strides=strides, dilation_rate=dilation,
-          padding='valid', use_bias=False,
+          padding=padding, use_bias=False,
           kernel_initializer=kernel_initializer, name='conv')
     self._norm = norm('batch_norm', gamma_initializer=gamma_initializer)
     self._activation = get_activation(activation)
