@@ -11,7 +11,9 @@ compiling) and the median of the next ones.
   python benchmarks/train_step_benchmark.py [--models max_s cmt_r50]
       [--crops 321 641] [--xla off on] [--steps 5] [--budget_seconds 1800]
 
-Models: max_s = MaX-DeepLab-S (configs/coco/max_deeplab/...), cmt_r50 =
+Models: max_s = MaX-DeepLab-S as DeepLab2 configures it (ReLU; the model
+memory_benchmark.py sets beside DeepLab2's), max_s_gelu = the GeLU MaX-S
+that is the baseline of the paper's ablations (Table 2), cmt_r50 =
 CMT-DeepLab Axial-R50 with every switch (Table 3, crop 641, 100k). A
 setting that would start after --budget_seconds is skipped and listed as
 such (XLA at crop 641 can take very long to compile on a CPU).
@@ -28,7 +30,9 @@ import time
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 MODELS = {
-    'max_s': 'configs/coco/max_deeplab/max_deeplab_s_gelu_res641_100k.textproto',
+    'max_s': 'configs/coco/max_deeplab/max_deeplab_s_os16_res641_100k.textproto',
+    'max_s_gelu':
+        'configs/coco/max_deeplab/max_deeplab_s_gelu_res641_100k.textproto',
     'cmt_r50': 'configs/coco/cmt_deeplab/table3_r50_res641_100k.textproto',
 }
 
