@@ -17,8 +17,18 @@ At --compile_crop below the config's crop, XLA's temporaries are scaled by
 the pixel ratio (config crop / compile crop)^2 (activations grow with the
 pixel count; weights and gradients do not), and the line says so.
 
+With --stage4_blocks A B, a config is compiled twice, with A and with B
+blocks in backbone stage 4 (`backbone.num_blocks`; the Axial-R104 differs
+from the Axial-R50 only there: 24 blocks against 6), and XLA's total,
+temporaries and the slots are extrapolated linearly to the config's own
+count; the line says so. For networks whose compile does not fit this
+machine's memory (the R104 and R104-RFN ones, 20+ GB of compiler memory).
+Blocks 2..n of a stage are identical, so weights, gradients and slots are
+exactly linear in n; the temporaries are XLA's packing of the activations.
+
   python benchmarks/xla_memory_estimate.py [--configs FILE ...]
       [--compile_crop 641] [--recompute config] [--least] [--keep_dumps DIR]
+      [--stage4_blocks A B]
 
 Without --configs: every Table 1 and Table 3 config of configs/coco/.
 --recompute lists gradient-recomputation settings to compile each config
@@ -121,10 +131,11 @@ def config_crop(config: str) -> int:
   return int(options.train_dataset_options.crop_size[0])
 
 
-def architecture_key(config: str, setting: str, compiled: int) -> str:
-  """What the compiled step depends on: model, losses, precision, the
-  recompute setting and the crop compiled at (not the schedule, steps,
-  checkpoint or the config's own crop)."""
+def architecture_key(config: str, setting: str, compiled: int,
+                     blocks=()) -> str:
+  """What the compiled step depends on: model (with `blocks` overrides),
+  losses, precision, the recompute setting and the crop compiled at (not
+  the schedule, steps, checkpoint or the config's own crop)."""
   # pylint: disable=g-import-not-at-top
   from cmt import config as config_lib
   path = str(REPO_ROOT / config)
@@ -132,7 +143,8 @@ def architecture_key(config: str, setting: str, compiled: int) -> str:
     params = {p.name: 'unused' for p in config_lib.find_placeholders(f.read())}
   options = config_lib.load_config(
       path, params=params,
-      overrides=train_step_benchmark.recompute_overrides(setting))
+      overrides=[*train_step_benchmark.recompute_overrides(setting),
+                 *blocks])
   model = options.model_options
   recomputed = [getattr(model.recompute, f)  # explicit or default alike
                 for f in train_step_benchmark.RECOMPUTE_KINDS.values()]
@@ -145,12 +157,13 @@ def architecture_key(config: str, setting: str, compiled: int) -> str:
 
 
 def compile_step(config: str, compiled: int, params: dict, dump_dir: str,
-                 setting: str) -> dict:
+                 setting: str, blocks=()) -> dict:
   """XLA's total and temporary bytes and the Adam slot bytes, or 'error'."""
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2',
              XLA_FLAGS=f'--xla_dump_to={dump_dir}')
   job = dict(config=config, crop=compiled, params=params,
-             overrides=train_step_benchmark.recompute_overrides(setting))
+             overrides=[*train_step_benchmark.recompute_overrides(setting),
+                        *blocks])
   os.makedirs(dump_dir, exist_ok=True)
   out_path = os.path.join(dump_dir, 'child_stdout.txt')
   err_path = os.path.join(dump_dir, 'child_stderr.txt')
@@ -180,6 +193,36 @@ def compile_step(config: str, compiled: int, params: dict, dump_dir: str,
   return {'total': xla[0], 'temporary': xla[1], 'slots': child['slots_bytes']}
 
 
+def stage_counts(config: str) -> tuple:
+  """Blocks of backbone stages 2-5 of a config."""
+  # pylint: disable=g-import-not-at-top
+  from cmt import config as config_lib
+  from cmt import model_checks
+  path = str(REPO_ROOT / config)
+  with open(path, encoding='utf-8') as f:
+    params = {p.name: 'unused' for p in config_lib.find_placeholders(f.read())}
+  backbone = config_lib.load_config(path, params=params).model_options.backbone
+  if backbone.layer_multiplier != 1:
+    raise ValueError(f'{config}: --stage4_blocks needs layer_multiplier 1')
+  return tuple(model_checks.num_blocks_from_options(backbone))
+
+
+def blocks_override(counts: tuple, stage4: int) -> tuple:
+  blocks = (counts[0], counts[1], stage4, counts[3])
+  return ('model_options.backbone.num_blocks=' +
+          ','.join(str(b) for b in blocks),)
+
+
+def extrapolate(steps: list, blocks: list, target: int) -> dict:
+  """Compile results at two stage-4 block counts -> linear at `target`."""
+  errors = [s for s in steps if 'error' in s]
+  if errors:
+    return errors[0]
+  (a, b), (low, high) = blocks, steps
+  return {key: low[key] + (target - a) * (high[key] - low[key]) / (b - a)
+          for key in ('total', 'temporary', 'slots')}
+
+
 def estimate(compiled_step: dict, crop: int, compiled: int) -> dict:
   """GiB per core at `crop` from a step compiled at `compiled`."""
   scaled = (compiled_step['total'] +
@@ -196,7 +239,7 @@ def print_row(name: str, setting: str, result: dict) -> None:
     print(f'{name:42s} {setting:18s} failed: {result["error"]}', flush=True)
     return
   how = ', '.join(filter(None, [
-      result['same_as'],
+      result['same_as'], result.get('extrapolated'),
       '' if result['compiled'] == result['crop'] else
       f'XLA at {result["compiled"]}, temporaries x pixel ratio']))
   print(f'{name:42s} {setting:18s} {result["crop"]:5d} '
@@ -219,6 +262,10 @@ def main(argv=None) -> int:
   parser.add_argument('--least', action='store_true',
                       help='stop at the first setting that fits 16 GiB')
   parser.add_argument('--keep_dumps', help='keep the XLA dumps here')
+  parser.add_argument('--stage4_blocks', nargs=2, type=int, default=None,
+                      metavar=('A', 'B'),
+                      help='compile with A and B stage-4 blocks and '
+                      'extrapolate linearly to the config\'s own count')
   args = parser.parse_args(argv)
   if args.child:
     print('RESULT ' + json.dumps(compile_child(json.loads(args.child))),
@@ -228,6 +275,10 @@ def main(argv=None) -> int:
   missing = [c for c in configs if not (REPO_ROOT / c).is_file()]
   if missing:
     parser.error(f'--configs: no such file {missing[0]}')
+  if args.stage4_blocks and not 0 < args.stage4_blocks[0] < (
+      args.stage4_blocks[1]):
+    parser.error('--stage4_blocks: need 0 < A < B, got '
+                 f'{args.stage4_blocks}')
   if args.compile_crop < 33 or (args.compile_crop - 1) % 4:
     parser.error(f'--compile_crop must be 4k+1 >= 33, got {args.compile_crop}')
   try:
@@ -253,22 +304,40 @@ def main(argv=None) -> int:
         params[compiled]['CATEGORIES_JSON'] = os.path.join(images,
                                                            'categories.json')
       name = pathlib.Path(config).stem
+      counts = stage_counts(config) if args.stage4_blocks else None
       for setting in args.recompute:
-        key = architecture_key(config, setting, compiled)
         began = time.perf_counter()
-        same_as = None
-        if key in done:
-          same_as, step = done[key]
-        else:
+
+        def compiled_with(blocks, config=config, setting=setting,
+                          compiled=compiled, name=name):
+          """(compile result, name of the config it was compiled for)."""
+          key = architecture_key(config, setting, compiled, blocks)
+          if key in done:
+            return done[key][1], done[key][0]
+          tag = '-'.join(filter(None, [name, setting, *blocks]))
           step = compile_step(
               config, compiled, params[compiled],
-              os.path.join(args.keep_dumps or folder, f'{name}-{setting}'),
-              setting)
+              os.path.join(args.keep_dumps or folder, tag.replace('=', '')),
+              setting, blocks)
           if 'error' not in step:
             done[key] = (name, step)
+          return step, None
+
+        if counts:
+          steps = [compiled_with(blocks_override(counts, n))
+                   for n in args.stage4_blocks]
+          step, same_as = extrapolate(
+              [s for s, _ in steps], args.stage4_blocks, counts[2]), (
+                  steps[0][1])
+        else:
+          step, same_as = compiled_with(())
         result = step if 'error' in step else estimate(step, crop, compiled)
         result.update(seconds=time.perf_counter() - began,
                       same_as=same_as and f'compiled for {same_as}')
+        if counts and 'error' not in result:
+          result['extrapolated'] = (
+              f'stage-4 blocks {args.stage4_blocks[0]} and '
+              f'{args.stage4_blocks[1]} compiled, extrapolated to {counts[2]}')
         print_row(name, setting, result)
         if args.least and result.get('estimate_gib', 1e9) <= CORE_GIB:
           break
