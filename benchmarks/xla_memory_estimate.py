@@ -122,13 +122,18 @@ def xla_report(dump_dir: str):
   return max(reports) if reports else None
 
 
-def config_crop(config: str) -> int:
+def config_options(config: str, overrides=()):
+  """A config's options with every placeholder filled by a dummy (what is
+  read from them here never depends on a placeholder)."""
   from cmt import config as config_lib  # pylint: disable=g-import-not-at-top
   path = str(REPO_ROOT / config)
   with open(path, encoding='utf-8') as f:
     params = {p.name: 'unused' for p in config_lib.find_placeholders(f.read())}
-  options = config_lib.load_config(path, params=params)
-  return int(options.train_dataset_options.crop_size[0])
+  return config_lib.load_config(path, params=params, overrides=list(overrides))
+
+
+def config_crop(config: str) -> int:
+  return int(config_options(config).train_dataset_options.crop_size[0])
 
 
 def architecture_key(config: str, setting: str, compiled: int,
@@ -136,15 +141,8 @@ def architecture_key(config: str, setting: str, compiled: int,
   """What the compiled step depends on: model (with `blocks` overrides),
   losses, precision, the recompute setting and the crop compiled at (not
   the schedule, steps, checkpoint or the config's own crop)."""
-  # pylint: disable=g-import-not-at-top
-  from cmt import config as config_lib
-  path = str(REPO_ROOT / config)
-  with open(path, encoding='utf-8') as f:
-    params = {p.name: 'unused' for p in config_lib.find_placeholders(f.read())}
-  options = config_lib.load_config(
-      path, params=params,
-      overrides=[*train_step_benchmark.recompute_overrides(setting),
-                 *blocks])
+  options = config_options(
+      config, [*train_step_benchmark.recompute_overrides(setting), *blocks])
   model = options.model_options
   recomputed = [getattr(model.recompute, f)  # explicit or default alike
                 for f in train_step_benchmark.RECOMPUTE_KINDS.values()]
@@ -195,13 +193,8 @@ def compile_step(config: str, compiled: int, params: dict, dump_dir: str,
 
 def stage_counts(config: str) -> tuple:
   """Blocks of backbone stages 2-5 of a config."""
-  # pylint: disable=g-import-not-at-top
-  from cmt import config as config_lib
-  from cmt import model_checks
-  path = str(REPO_ROOT / config)
-  with open(path, encoding='utf-8') as f:
-    params = {p.name: 'unused' for p in config_lib.find_placeholders(f.read())}
-  backbone = config_lib.load_config(path, params=params).model_options.backbone
+  from cmt import model_checks  # pylint: disable=g-import-not-at-top
+  backbone = config_options(config).model_options.backbone
   if backbone.layer_multiplier != 1:
     raise ValueError(f'{config}: --stage4_blocks needs layer_multiplier 1')
   return tuple(model_checks.num_blocks_from_options(backbone))
