@@ -108,6 +108,14 @@ def dataset_problems(dataset, name: str,
     problems.add(f'{name}.crop_size', crop,
                  'needs 2 values [height, width], both >= 1')
   problems.at_least(f'{name}.batch_size', dataset.batch_size, 1)
+  if dataset.WhichOneof('batch') == 'batch_size_per_replica':
+    problems.at_least(f'{name}.batch_size_per_replica',
+                      dataset.batch_size_per_replica, 1)
+    problems.require(
+        TRAIN not in purposes and name != 'train_dataset_options',
+        f'{name}.batch_size_per_replica', dataset.batch_size_per_replica,
+        'evaluation only; training states the global batch_size (the '
+        'learning rate and the paper\'s settings are per global batch)')
   problems.at_least(f'{name}.min_resize_value', dataset.min_resize_value, 0)
   problems.at_least(f'{name}.max_resize_value', dataset.max_resize_value, 0)
   if 0 < dataset.max_resize_value < dataset.min_resize_value:
@@ -142,6 +150,30 @@ def _check_augmentations(augmentations, path: str, problems: Problems):
                    'must be >= 0 (0 = continuous)')
   problems.in_range(f'{path}.flip_probability',
                     augmentations.flip_probability, 0, 1)
+
+
+def eval_batch_problems(dataset, num_replicas: int,
+                        name: str = 'eval_dataset_options') -> List[str]:
+  """Problems of an evaluation batch on `num_replicas` replicas: a global
+  `batch_size` must divide over them (`batch_size_per_replica` always
+  does)."""
+  problems = Problems()
+  if dataset.WhichOneof('batch') != 'batch_size_per_replica':
+    problems.require(
+        dataset.batch_size % num_replicas == 0, f'{name}.batch_size',
+        dataset.batch_size,
+        f'does not divide over the {num_replicas} replicas; set a multiple '
+        f'of {num_replicas}, or batch_size_per_replica (images per replica, '
+        'any replica count)')
+  return problems.lines
+
+
+def eval_batch_per_replica(dataset, num_replicas: int) -> int:
+  """Images per replica of an evaluation batch (`eval_batch_problems` must
+  be empty)."""
+  if dataset.WhichOneof('batch') == 'batch_size_per_replica':
+    return dataset.batch_size_per_replica
+  return dataset.batch_size // num_replicas
 
 
 # ---- trainer_options -------------------------------------------------------

@@ -62,6 +62,12 @@ def _refused(capsys, *overrides, path=DEMO):
      'weight_decay = -inf: must be a finite number >= 0'),
     (['train_dataset_options.batch_size=0'],
      'train_dataset_options.batch_size = 0: must be >= 1'),
+    (['eval_dataset_options.batch_size_per_replica=0'],
+     'eval_dataset_options.batch_size_per_replica = 0: must be >= 1'),
+    # Training states the global batch.
+    (['train_dataset_options.batch_size_per_replica=2'],
+     'train_dataset_options.batch_size_per_replica = 2: evaluation only; '
+     'training states the global batch_size'),
     (['trainer_options.solver_options.training_number_of_steps=0'],
      'training_number_of_steps = 0: must be >= 1'),
     (['trainer_options.solver_options.warmup_steps=200'],

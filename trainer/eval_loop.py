@@ -3,7 +3,14 @@
 The evaluation set comes in two parts (`cmt.data.eval_inputs`): device
 inputs (image, valid size, index, validity; numbers only, static shapes, the
 last batch padded) and host-only data (name, ground truth at the original
-size), joined here by the index. Each step runs the model in inference mode
+size), joined here by the index, on whichever process receives the
+results: under TPUStrategy (one client) and MirroredStrategy the one
+process gets every replica's outputs; under MultiWorkerMirroredStrategy
+they are gathered from every worker, and each worker scores every image.
+The device inputs continue with padding after the last image, so the loop
+ends after the step in which the host-only data run out (each image scored
+exactly once; an index that comes back twice, or never, is an error).
+Each step runs the model in inference mode
 and `post_process` on every replica (one XLA cluster when `jit_compile` is
 on) and returns only the panoptic map at crop resolution, the per-slot
 labels and scores (the detection scores of the mask AP) and the index,
@@ -26,6 +33,7 @@ import tensorflow as tf
 import tf_keras
 
 from cmt import common
+from cmt.data import pipeline
 from cmt.data import preprocessing
 from cmt.evaluation.evaluator import segment_scores_of
 from cmt.protos import config_pb2
@@ -44,8 +52,9 @@ _PREDICTIONS = (common.PRED_PANOPTIC, common.PRED_SEGMENT_LABELS,
 
 
 class HostData:
-  """Host-only examples by index, read in step with the device's results
-  (both in file order, so only a step's worth is ever held)."""
+  """Host-only examples by index, read in file order in step with the
+  device's results (each step holds a contiguous run of indices, so only
+  about a step's worth is ever held)."""
 
   def __init__(self, make_examples: Callable[[], Iterator]):
     self._make_examples = make_examples
@@ -54,18 +63,35 @@ class HostData:
   def reset(self):
     self._iterator = None
     self._pending = {}
+    self._num_read = 0
 
-  def pop(self, index: int):
+  def _read(self) -> bool:
+    """Reads the next example into `_pending`; False after the last."""
     if self._iterator is None:
       self._iterator = iter(self._make_examples())
+    example = next(self._iterator, None)
+    if example is None:
+      return False
+    self._pending[example.index] = example
+    self._num_read += 1
+    return True
+
+  def pop(self, index: int):
     while index not in self._pending:
-      try:
-        example = next(self._iterator)
-      except StopIteration:
+      if 0 <= index < self._num_read:
+        raise ValueError(f'evaluation index {index} came back from the '
+                         'device twice')
+      if not self._read():
         raise ValueError(f'evaluation index {index} has no host-only data: '
-                         'device and host read different sets') from None
-      self._pending[example.index] = example
+                         'device and host read different sets')
     return self._pending.pop(index)
+
+  def all_popped(self) -> bool:
+    """Whether every example has been popped (reads one ahead to know)."""
+    return not self._pending and not self._read()
+
+  def first_unpopped(self) -> int:
+    return min(self._pending) if self._pending else self._num_read
 
 
 def _flatten_metrics(result: dict, prefix: str = '') -> dict:
@@ -102,6 +128,8 @@ class CMTEvaluator(orbit.StandardEvaluator):
     self._model = model
     self._host_data = HostData(host_examples)
     self._dataset_info = dataset_info
+    self._resize_range = pipeline.resize_range(options.eval_dataset_options,
+                                               is_training=False)
     self._post_process = post_process
     self._panoptic_evaluator = panoptic_evaluator
     self._eval_dir = os.path.join(model_dir, 'eval')
@@ -144,19 +172,44 @@ class CMTEvaluator(orbit.StandardEvaluator):
     return self.replica_functions[replica_id](inputs)
 
   def eval_step(self, iterator):
-    return self._strategy.run(self._replica_step, args=(next(iterator),))
+    outputs = self._strategy.run(self._replica_step, args=(next(iterator),))
+    if isinstance(self._strategy, tf.distribute.MultiWorkerMirroredStrategy):
+      # Every worker receives every replica's outputs, in one batch.
+      return [self._strategy.gather(outputs, axis=0)]
+    # One process: its local results are every replica's (TPUStrategy's
+    # single client included).
+    return list(self._strategy.experimental_local_results(outputs))
 
   def eval_reduce(self, state=None, step_outputs=None):
-    batches = [tf.nest.map_structure(lambda t: t.numpy(), local) for local in
-               self._strategy.experimental_local_results(step_outputs)]
-    for batch in batches:
-      for row in np.flatnonzero(batch[common.IMAGE_VALID]):
-        self._add_image({key: value[row] for key, value in batch.items()})
+    """Scores the step's valid images in index order; raises StopIteration
+    (Orbit's end of evaluation) once every image is scored."""
+    batches = [tf.nest.map_structure(lambda t: t.numpy(), batch)
+               for batch in step_outputs]
+    images = [{key: value[row] for key, value in batch.items()}
+              for batch in batches
+              for row in np.flatnonzero(batch[common.IMAGE_VALID])]
+    if not images and not self._host_data.all_popped():
+      raise ValueError(
+          'the device inputs ended before evaluation index '
+          f'{self._host_data.first_unpopped()}: device and host read '
+          'different sets')
+    for image in sorted(images, key=lambda image: image[common.EVAL_INDEX]):
+      self._add_image(image)
+    if self._host_data.all_popped():
+      raise StopIteration
     return state
 
   def _add_image(self, image: dict):
-    example = self._host_data.pop(int(image[common.EVAL_INDEX]))
+    index = int(image[common.EVAL_INDEX])
+    example = self._host_data.pop(index)
     height, width = (int(v) for v in image[common.IMAGE_SIZE])
+    expected = tuple(preprocessing.resized_size(
+        example.original_size, *self._resize_range).numpy())
+    if (height, width) != expected:
+      raise ValueError(
+          f'evaluation index {index} ({example.name}): the device image is '
+          f'{height} x {width} but the host image resizes to {expected[0]} x '
+          f'{expected[1]}: device and host data are paired wrongly')
     prediction = preprocessing.resize_label(
         tf.constant(image[common.PRED_PANOPTIC][:height, :width]),
         example.original_size).numpy()

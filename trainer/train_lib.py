@@ -109,18 +109,14 @@ def _worker_dir(model_dir: str, strategy) -> str:
                       f'{resolver.task_type}_{resolver.task_id}')
 
 
-def _whole_dataset_context(context: tf.distribute.InputContext
-                           ) -> tf.distribute.InputContext:
-  """Every worker / host reads the WHOLE evaluation set.
-
-  The metrics are accumulated on each worker's host from its local replicas
-  only; sharding the set across workers would leave the chief, which writes
-  metrics.json, with a fraction of the images. Other workers repeat the
-  work and discard it.
-  """
-  return tf.distribute.InputContext(
-      num_input_pipelines=1, input_pipeline_id=0,
-      num_replicas_in_sync=context.num_replicas_in_sync)
+def _require_eval_batch(options, strategy, config_file: str):
+  """A global evaluation batch that does not divide over the replicas is
+  refused in one line, before anything is built."""
+  problems = config_checks.eval_batch_problems(
+      options.eval_dataset_options, strategy.num_replicas_in_sync)
+  if problems:
+    prefix = f'{config_file}: ' if config_file else ''
+    raise config_lib.ConfigError(prefix + '; '.join(problems))
 
 
 @dataclasses.dataclass
@@ -149,6 +145,8 @@ def build_run(mode: str, options: config_pb2.ExperimentOptions,
   # Every check of the config, before anything is built (cmt.config_checks).
   config_lib.require_runnable(options, config_checks.MODE_PURPOSES[mode],
                               config_file)
+  if mode != 'train':
+    _require_eval_batch(options, strategy, config_file)
   trains = mode in ('train', 'train_and_eval')
   dataset_options = (options.train_dataset_options if trains
                      else options.eval_dataset_options)
@@ -257,12 +255,17 @@ def _build_checkpoint_manager(options, dataset_info, builders: Builders,
 def _build_evaluator(options, builders: Builders, strategy, model, optimizer,
                      work_dir: str, jit_compile, config_file: str
                      ) -> eval_loop.CMTEvaluator:
-  """The eval loop over the whole evaluation set, on every worker."""
+  """The eval loop: each input pipeline reads its share of the evaluation
+  set; the process that receives the outputs scores them all."""
   eval_info = builders.get_dataset_info(options.eval_dataset_options)
+  replicas = strategy.num_replicas_in_sync
+  per_replica = config_checks.eval_batch_per_replica(
+      options.eval_dataset_options, replicas)
+  logging.info('Evaluation batch: %d images = %d per replica x %d replicas',
+               per_replica * replicas, per_replica, replicas)
   eval_data = strategy.distribute_datasets_from_function(
       lambda context: builders.build_eval_dataset(
-          options.eval_dataset_options, eval_info,
-          input_context=_whole_dataset_context(context)))
+          options.eval_dataset_options, eval_info, input_context=context))
   predictions_dir = None
   if options.evaluator_options.save_predictions:
     predictions_dir = os.path.join(work_dir, 'eval',

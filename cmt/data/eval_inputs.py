@@ -13,11 +13,17 @@ batch B and crop H x W:
   EVAL_INDEX [B] int32, the image's position in the evaluation set;
   IMAGE_VALID [B] bool.
 
-The set is padded to a multiple of the GLOBAL batch size with invalid
-entries (EVAL_INDEX -1, IMAGE_VALID False, an empty IMAGE_SIZE), so every
-step of every replica has a full batch and no image is dropped; the host
-skips the padding. Each input pipeline reads the whole set in file order
-(the host that writes the metrics must see every image).
+B is `batch_size_per_replica`, or a global `batch_size` split over the
+replicas (`config_checks.eval_batch_per_replica`). Input pipeline p of P
+(one per host or worker, `tf.distribute.InputContext`) reads images p,
+p + P, p + 2P, ... of the set. Its replicas take its batches in turn, so
+with G = B x replicas, step s of the whole system holds exactly the images
+sG ... sG + G - 1, in some order: the host receiving them reads the
+host-only data in file order with only a step's worth held. After its last
+image a pipeline sends invalid entries for ever (EVAL_INDEX -1, IMAGE_VALID
+False, an empty IMAGE_SIZE), so every replica has a full batch at every
+step and pipelines with one image fewer keep in step; the evaluator stops
+after the step that completes the set (`cmt.trainer.eval_loop`).
 
 Host-only data (`HostExample`, never sent to the device): the index, the
 image name, the ground truth at the ORIGINAL size as stored (the panoptic
@@ -35,6 +41,7 @@ import numpy as np
 import tensorflow as tf
 
 from cmt import common
+from cmt import config_checks
 from cmt.data import dataset_info as dataset_info_lib
 from cmt.data import pipeline
 from cmt.data import preprocessing
@@ -95,25 +102,40 @@ def _padding_element(crop_size) -> dict:
       common.IMAGE_VALID: tf.constant(False)}
 
 
-def pad_and_batch(dataset: tf.data.Dataset, crop_size, global_batch: int,
-                  input_context: Optional[tf.distribute.InputContext] = None
+def per_replica_batch(dataset_options,
+                      input_context: Optional[tf.distribute.InputContext]
+                      ) -> int:
+  """Images per replica (B of the module docstring) on the replicas of
+  `input_context` (one without)."""
+  replicas = input_context.num_replicas_in_sync if input_context else 1
+  problems = config_checks.eval_batch_problems(dataset_options, replicas,
+                                               'DatasetOptions')
+  if problems:
+    raise ValueError('; '.join(problems))
+  return config_checks.eval_batch_per_replica(dataset_options, replicas)
+
+
+def shard(dataset: tf.data.Dataset,
+          input_context: Optional[tf.distribute.InputContext]
+          ) -> tf.data.Dataset:
+  """This input pipeline's share: elements p, p + P, p + 2P, ... By
+  element, not by file: the host joins the results in file order."""
+  if input_context is None:
+    return dataset
+  return dataset.shard(input_context.num_input_pipelines,
+                       input_context.input_pipeline_id)
+
+
+def pad_and_batch(dataset: tf.data.Dataset, crop_size, batch: int
                   ) -> tf.data.Dataset:
-  """Single device elements -> full per-replica batches, the set padded to
-  a multiple of the global batch with invalid entries."""
-  batch = global_batch
-  if input_context is not None:
-    batch = input_context.get_per_replica_batch_size(global_batch)
-  # n + (G - 1) entries cut into full batches of G keep ceil(n / G)
-  # batches: every image once, then padding.
+  """Single device elements -> full batches of `batch`, the last one
+  completed with invalid entries, which then continue for ever."""
   padding = tf.data.Dataset.from_tensors(
-      _padding_element(tuple(crop_size))).repeat(global_batch - 1)
-  dataset = dataset.concatenate(padding).batch(global_batch,
-                                                drop_remainder=True)
-  if batch != global_batch:
-    dataset = dataset.unbatch().batch(batch, drop_remainder=True)
+      _padding_element(tuple(crop_size))).repeat()
+  dataset = dataset.concatenate(padding).batch(batch, drop_remainder=True)
   options = tf.data.Options()
   options.deterministic = True
-  # Every pipeline reads the whole set (module docstring).
+  # Sharded by `shard`, never again by tf.distribute.
   options.experimental_distribute.auto_shard_policy = (
       tf.data.experimental.AutoShardPolicy.OFF)
   return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
@@ -124,14 +146,17 @@ def build_device_dataset(dataset_options,
                          input_context: Optional[
                              tf.distribute.InputContext] = None
                          ) -> tf.data.Dataset:
-  """The device inputs of the module docstring, batched per replica."""
+  """The device inputs of the module docstring, batched per replica: the
+  images of this input pipeline, then padding without end."""
   del dataset_info  # the device inputs carry no labels
   pipeline.validate_options(dataset_options, is_training=False)
-  dataset = _records(dataset_options).enumerate().map(
-      _device_example_fn(dataset_options),
-      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  return pad_and_batch(dataset, dataset_options.crop_size,
-                       dataset_options.batch_size, input_context)
+  batch = per_replica_batch(dataset_options, input_context)
+  # Sharded before decoding: a pipeline decodes only its own images.
+  records = shard(_records(dataset_options).enumerate(), input_context)
+  dataset = records.map(_device_example_fn(dataset_options),
+                        num_parallel_calls=tf.data.AUTOTUNE,
+                        deterministic=True)
+  return pad_and_batch(dataset, dataset_options.crop_size, batch)
 
 
 _HOST_FEATURES = {

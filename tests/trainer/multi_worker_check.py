@@ -1,14 +1,74 @@
-"""Subprocess body of the multi-worker test: one worker of a TF_CONFIG
-cluster trains and evaluates the stand-in model with
-MultiWorkerMirroredStrategy and prints the sum of its final weights (equal
+"""MultiWorkerMirroredStrategy on loopback: `run_cluster` starts worker
+processes on 127.0.0.1 with their TF_CONFIG; run as a module, this file is
+the body of the multi-worker training test: one worker trains and
+evaluates the stand-in model and prints the sum of its final weights (equal
 on every worker when in sync) and how many images it evaluated.
 
     TF_CONFIG=... python -m tests.trainer.multi_worker_check MODEL_DIR STEPS
 """
 
+import json
+import os
+import pathlib
+import socket
+import subprocess
 import sys
 
 import numpy as np
+
+from tests.conftest import REPO_ROOT
+
+
+def _free_ports(count):
+  sockets = []
+  try:
+    for _ in range(count):
+      s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+      s.bind(('127.0.0.1', 0))
+      sockets.append(s)
+    return [s.getsockname()[1] for s in sockets]
+  finally:
+    for s in sockets:
+      s.close()
+
+
+def run_cluster(argv, log_dir: pathlib.Path, num_workers: int = 2,
+                timeout: float = 240) -> list:
+  """Runs `python argv...` as each worker of a loopback cluster (CPU only)
+  and returns their standard outputs; fails with a worker's stderr."""
+  workers = [f'127.0.0.1:{port}' for port in _free_ports(num_workers)]
+  processes, logs = [], []
+  for index in range(num_workers):
+    environ = dict(os.environ)
+    environ['TF_CONFIG'] = json.dumps({
+        'cluster': {'worker': workers},
+        'task': {'type': 'worker', 'index': index}})
+    environ['CUDA_VISIBLE_DEVICES'] = ''
+    # Files, not pipes: a full pipe would block one worker and so all.
+    stdout = open(log_dir / f'worker{index}.out', 'w+', encoding='utf-8')  # pylint: disable=consider-using-with
+    stderr = open(log_dir / f'worker{index}.err', 'w+', encoding='utf-8')  # pylint: disable=consider-using-with
+    logs.append((stdout, stderr))
+    processes.append(subprocess.Popen(  # pylint: disable=consider-using-with
+        [sys.executable, *argv], cwd=REPO_ROOT, env=environ, stdout=stdout,
+        stderr=stderr, text=True))
+  try:
+    for process in processes:
+      process.wait(timeout=timeout)
+  finally:
+    for process in processes:
+      if process.poll() is None:
+        process.kill()
+        process.wait()
+  outputs = []
+  for process, (stdout, stderr) in zip(processes, logs):
+    stdout.seek(0)
+    stderr.seek(0)
+    out, err = stdout.read(), stderr.read()
+    stdout.close()
+    stderr.close()
+    assert process.returncode == 0, err[-3000:]
+    outputs.append(out)
+  return outputs
 
 
 def main(model_dir: str, steps: int):

@@ -111,8 +111,9 @@ def build_eval_dataset(dataset_options, info, input_context=None):
       common.IMAGE_SIZE: examples[common.IMAGE_SIZE],
       common.EVAL_INDEX: np.arange(NUM_IMAGES, dtype=np.int32),
       common.IMAGE_VALID: np.ones(NUM_IMAGES, bool)})
-  return eval_inputs.pad_and_batch(data, (CROP, CROP),
-                                   dataset_options.batch_size, input_context)
+  return eval_inputs.pad_and_batch(
+      eval_inputs.shard(data, input_context), (CROP, CROP),
+      eval_inputs.per_replica_batch(dataset_options, input_context))
 
 
 def host_examples(dataset_options, info):
@@ -199,3 +200,31 @@ def options(**kwargs):
   from cmt.protos import config_pb2
   return text_format.Parse(options_text(**kwargs),
                            config_pb2.ExperimentOptions())
+
+
+def simulated_hosts(num_hosts: int, replicas_per_host: int
+                    ) -> tf.distribute.MirroredStrategy:
+  """TPUStrategy's single-client model on this process's logical CPU
+  devices (split into at least num_hosts * replicas_per_host first).
+
+  One process drives `num_hosts` simulated hosts. Each has its own input
+  pipeline (`InputContext.input_pipeline_id` = host, `num_input_pipelines`
+  = num_hosts) feeding its `replicas_per_host` replicas, and
+  `experimental_local_results` hands the one process every replica's
+  outputs, host after host, as TPUStrategy does on a pod. It is
+  MirroredStrategy with its input workers (input device, replica devices)
+  regrouped one per simulated host.
+  """
+  count = num_hosts * replicas_per_host
+  devices = [d.name for d in tf.config.list_logical_devices('CPU')]
+  if len(devices) < count:
+    raise ValueError(f'{num_hosts} hosts x {replicas_per_host} replicas need '
+                     f'{count} logical CPU devices, found {len(devices)}')
+  strategy = tf.distribute.MirroredStrategy(devices[:count])
+  replicas = strategy.extended.worker_devices
+  strategy.extended._input_workers_devices = tuple(  # pylint: disable=protected-access
+      (replicas[host * replicas_per_host],
+       tuple(replicas[host * replicas_per_host:
+                      (host + 1) * replicas_per_host]))
+      for host in range(num_hosts))
+  return strategy
