@@ -1,89 +1,128 @@
 """Writing outputs so that nothing half-written or overwritten is left.
 
-Every file or folder a command produces is written under a temporary
-sibling name (`.NAME.tmp-PID...`, same folder, so the rename is atomic)
-and renamed to NAME only once complete; on any error or interruption the
-temporary is removed. What already exists is replaced only when the user
-asked (`--overwrite`); `refuse_existing` checks that up front, before any
-work starts.
+Every output goes through `tf.io.gfile`, so a path may be local or a URL
+(`gs://` on Cloud TPU). A file is written under a temporary sibling name
+(`.NAME.tmp-PID-RANDOM`) and the FILE is renamed to NAME once complete: a
+rename on local disk (atomic), a copy then delete on an object store (the
+object appears whole or not at all). An object store has no atomic
+directory rename (renaming a folder copies its objects one by one), so a
+folder (`atomic_directory`) is filled under a temporary name and then
+renamed as a whole on local disk, but moved file by file on an object
+store with the file a reader takes as proof of completeness (a SavedModel's
+`saved_model.pb`) moved last. On any error or interruption the temporary
+is removed. What already exists is replaced only when the user asked
+(`--overwrite`); `refuse_existing` checks that up front, before any work
+starts.
 """
 
 import contextlib
 import os
-import shutil
-import tempfile
-from typing import Iterable, Iterator
+import uuid
+from typing import Iterable, Iterator, Optional
+
+from cmt import file_io
 
 
 def refuse_existing(paths: Iterable[str], flag: str = '--overwrite') -> None:
   """FileExistsError naming the first of `paths` that exists."""
   for path in paths:
-    if os.path.lexists(path):
+    if file_io.exists(path):
       raise FileExistsError(f'{path} exists; pass {flag} to replace it')
 
 
 def _temporary_name(path: str) -> str:
-  folder, name = os.path.split(os.path.abspath(path))
-  stem, extension = os.path.splitext(name)
-  # Keeps the extension: image writers choose the format from it.
-  return os.path.join(folder, f'.{stem}.tmp-{os.getpid()}{extension}')
+  """A hidden sibling of `path`, unique to this call."""
+  folder, name = os.path.split(path.rstrip('/'))
+  return os.path.join(folder,
+                      f'.{name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}')
+
+
+def _make_parent(path: str):
+  folder = os.path.dirname(path.rstrip('/'))
+  if folder:
+    file_io.gfile().makedirs(folder)
 
 
 @contextlib.contextmanager
-def atomic_path(path: str) -> Iterator[str]:
-  """Yields a temporary path to write `path` at; renamed on success."""
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
+def open_atomic(path: str, mode: str = 'w'):
+  """A writable file (`tf.io.gfile.GFile`; text is written as UTF-8) whose
+  content appears at `path` only when complete, replacing what was there.
+  Writers that take a file object write through it
+  (`image.save(f, format='PNG')`)."""
+  gfile = file_io.gfile()
+  _make_parent(path)
   temporary = _temporary_name(path)
   try:
-    yield temporary
-    os.replace(temporary, path)
-  finally:
-    with contextlib.suppress(FileNotFoundError):
-      os.remove(temporary)
-
-
-@contextlib.contextmanager
-def open_atomic(path: str, mode: str = 'w', encoding: str = 'utf-8'):
-  """`open(path, mode)` whose content appears at `path` only when complete."""
-  with atomic_path(path) as temporary:
-    with open(temporary, mode, encoding=None if 'b' in mode else encoding
-              ) as f:
+    with gfile.GFile(temporary, mode) as f:
       yield f
+    gfile.rename(temporary, path, overwrite=True)
+  except BaseException:
+    if gfile.exists(temporary):
+      gfile.remove(temporary)
+    raise
 
 
-def _readable_mode() -> int:
-  """0o777 less the process umask: what os.makedirs would give a folder."""
-  umask = os.umask(0)
-  os.umask(umask)
-  return 0o777 & ~umask
+def _is_empty_folder(path: str) -> bool:
+  gfile = file_io.gfile()
+  return gfile.isdir(path) and not gfile.listdir(path)
+
+
+def _remove(path: str, last_file: Optional[str]):
+  """Removes the file or folder at `path`; a folder's `last_file` first, so
+  a reader never takes the rest for a complete output."""
+  gfile = file_io.gfile()
+  if not gfile.exists(path):
+    return
+  if not gfile.isdir(path):
+    gfile.remove(path)
+    return
+  if last_file and gfile.exists(os.path.join(path, last_file)):
+    gfile.remove(os.path.join(path, last_file))
+  gfile.rmtree(path)
+
+
+def _move_files(source: str, target: str, last_file: Optional[str]):
+  """Moves every file under folder `source` to the same place under
+  `target`, `last_file` (relative to `source`) last."""
+  gfile = file_io.gfile()
+  relative = []
+  for folder, _, names in gfile.walk(source):
+    inside = os.path.relpath(folder.rstrip('/'), source.rstrip('/'))
+    relative += [os.path.normpath(os.path.join(inside, n)) for n in names]
+  if last_file:
+    if last_file not in relative:
+      raise FileNotFoundError(f'{target}: {last_file} was not written')
+    relative = [r for r in relative if r != last_file] + [last_file]
+  gfile.makedirs(target)
+  for name in relative:
+    destination = os.path.join(target, name)
+    gfile.makedirs(os.path.dirname(destination))
+    gfile.rename(os.path.join(source, name), destination, overwrite=True)
 
 
 @contextlib.contextmanager
 def atomic_directory(path: str, overwrite: bool = False,
-                     flag: str = '--overwrite') -> Iterator[str]:
-  """Yields a temporary folder to fill; it becomes `path` on success (an
-  existing `path`, unless an empty folder, is replaced only with
-  `overwrite`). The folder gets the
-  usual permissions (mkdtemp's are 0700: unreadable to other users)."""
-  path = os.path.abspath(path)
-  empty_folder = (os.path.isdir(path) and not os.path.islink(path) and
-                  not os.listdir(path))  # holds nothing to lose
-  if not overwrite and not empty_folder:
+                     flag: str = '--overwrite',
+                     last_file: Optional[str] = None) -> Iterator[str]:
+  """Yields a temporary folder (a sibling of `path`) to fill; on success its
+  content becomes `path`, moved as the module docstring says (`last_file`:
+  the file, relative to the folder, whose presence means the output is
+  complete). An existing `path`, unless an empty folder, is replaced only
+  with `overwrite`."""
+  gfile = file_io.gfile()
+  path = path.rstrip('/')
+  if not overwrite and not _is_empty_folder(path):
     refuse_existing([path], flag)
-  parent = os.path.dirname(path)
-  os.makedirs(parent, exist_ok=True)
-  temporary = tempfile.mkdtemp(prefix=f'.{os.path.basename(path)}.tmp-',
-                               dir=parent)
+  _make_parent(path)
+  temporary = _temporary_name(path)
+  gfile.makedirs(temporary)
   try:
     yield temporary
-    os.chmod(temporary, _readable_mode())
-    if os.path.lexists(path):
-      if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path)
-      else:
-        os.remove(path)
-    os.rename(temporary, path)
+    _remove(path, last_file)
+    if file_io.is_url(path):
+      _move_files(temporary, path, last_file)
+    else:
+      gfile.rename(temporary, path)
   finally:
-    if os.path.exists(temporary):
-      shutil.rmtree(temporary)
+    if gfile.exists(temporary):
+      gfile.rmtree(temporary)

@@ -31,7 +31,11 @@ new command (setup.py `cmt-foo=cmt.foo_main:run`) is:
     run = cli.entry_point(main)
 
 Outputs are written with `cmt.atomic_files` (temporary name, then rename;
-nothing existing replaced unless the user passed --overwrite).
+nothing existing replaced unless the user passed --overwrite), inputs read
+with `cmt.file_io`: both take local paths and URLs (gs://). A flag that a
+command can only handle on the local disk says so with
+`type=cli.local_path`, which refuses a URL in the one line of a malformed
+argument (no local folder named `gs:` is ever made of it).
 """
 
 import argparse
@@ -40,6 +44,8 @@ import os
 import sys
 import traceback
 from typing import Callable, NoReturn, Optional, Sequence
+
+from cmt import file_io
 
 DEBUG_ENV = 'CMT_DEBUG'
 EXIT_ERROR = 1
@@ -74,6 +80,16 @@ class ArgumentParser(argparse.ArgumentParser):
   def error(self, message: str) -> NoReturn:
     self.exit(EXIT_USAGE, f'{self.prog}: error: {one_line(message)} '
               f'(see {self.prog} --help)\n')
+
+
+def local_path(value: str) -> str:
+  """argparse `type=` of a path the command reads or writes with local file
+  APIs only (PIL, pycocotools, worker processes): a URL is refused."""
+  if file_io.is_url(value):
+    raise argparse.ArgumentTypeError(
+        f'{value}: this command reads and writes local files only, not URLs; '
+        'copy the data to the local disk first (gsutil cp -r)')
+  return value
 
 
 def _is_tensorflow_error(error: BaseException) -> bool:

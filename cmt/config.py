@@ -16,6 +16,7 @@ from google.protobuf import descriptor
 from google.protobuf import text_format
 
 from cmt import config_checks
+from cmt import file_io
 from cmt.protos import config_pb2
 
 _PLACEHOLDER = re.compile(r'\$\{([A-Za-z_][A-Za-z0-9_]*)\}')
@@ -259,11 +260,10 @@ def load_config_leaving_unset(
 
 
 def read_text(path: str) -> str:
-  """The text of config file `path`; ConfigError if unreadable or not
-  text."""
+  """The text of config file `path` (local or a URL, `cmt.file_io`);
+  ConfigError if unreadable or not text."""
   try:
-    with open(path, encoding='utf-8') as f:
-      return f.read()
+    return file_io.read_text(path)
   except OSError as error:
     raise ConfigError(f'{path}: cannot read config: {error.strerror}') from None
   except UnicodeDecodeError as error:

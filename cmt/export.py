@@ -37,7 +37,6 @@ imports `cmt`.
 import contextlib
 import gc
 import logging
-import os
 from typing import Optional
 
 import tensorflow as tf
@@ -56,6 +55,8 @@ from cmt.trainer import checkpoints
 
 SERVING_SIGNATURE = 'serving_default'
 METADATA_SIGNATURE = 'metadata'
+# The file that makes a folder a SavedModel; written last.
+SAVED_MODEL_FILE = 'saved_model.pb'
 
 
 class CheckpointError(ValueError):
@@ -217,11 +218,11 @@ def build_inference(options, checkpoint_path: str) -> PanopticInference:
 
 def export(inference: PanopticInference, output_path: str,
            overwrite: bool = False) -> str:
-  """Saves `inference` as a SavedModel at `output_path`, atomically
-  (`atomic_files.atomic_directory`: an old one is replaced only with
-  `overwrite`)."""
-  output_path = os.path.abspath(output_path)
-  with atomic_files.atomic_directory(output_path, overwrite) as temporary:
+  """Saves `inference` as a SavedModel at `output_path` (local or a URL),
+  so that `saved_model.pb` appears last (`atomic_files.atomic_directory`:
+  an old one is replaced only with `overwrite`)."""
+  with atomic_files.atomic_directory(output_path, overwrite,
+                                     last_file=SAVED_MODEL_FILE) as temporary:
     tf.saved_model.save(
         inference, temporary,
         signatures={SERVING_SIGNATURE: inference.serve,

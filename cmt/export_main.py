@@ -3,12 +3,12 @@
   cmt-export --config_file=F --checkpoint_path=C --output_path=O
       [--param NAME=VALUE ...] [--override field.path=value ...] [--overwrite]
 
-What the SavedModel holds: `cmt.export`. It is written under a temporary
-name and renamed when complete; an existing --output_path is replaced only
-with --overwrite.
+What the SavedModel holds: `cmt.export`. --output_path may be local or a
+URL (gs://...). It is written under a temporary name and moved in place
+when complete, its saved_model.pb last; an existing --output_path is
+replaced only with --overwrite.
 """
 
-import os
 from typing import Optional, Sequence
 
 from cmt import atomic_files
@@ -26,7 +26,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                       help='replace an existing --output_path')
   args = parser.parse_args(argv)
   if not args.overwrite:  # before minutes of work
-    atomic_files.refuse_existing([os.path.abspath(args.output_path)])
+    atomic_files.refuse_existing([args.output_path])
   options = inference_flags.load_options(args)
   from cmt import export  # pylint: disable=g-import-not-at-top
   inference = export.build_inference(options, args.checkpoint_path)

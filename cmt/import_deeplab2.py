@@ -17,10 +17,9 @@ written under a temporary name and renamed when complete; an existing
 non-empty DIR is replaced only with --overwrite.
 """
 
-import time
-
 import tensorflow as tf
 
+from cmt import atomic_files
 from cmt.data import dataset_info as dataset_info_lib
 from cmt.model import builder
 from cmt.trainer import checkpoints
@@ -59,7 +58,7 @@ def convert(options, checkpoint_path: str, output_dir: str,
   resolved = checkpoints.resolve_checkpoint(checkpoint_path,
                                             '--deeplab2_checkpoint')
   try:
-    reader = tf.train.load_checkpoint(resolved)
+    reader = checkpoints.read_checkpoint(resolved)
   except (tf.errors.NotFoundError, tf.errors.DataLossError) as error:
     raise ValueError(f'--deeplab2_checkpoint={checkpoint_path}: cannot read: '
                      f'{error.message}') from None
@@ -87,19 +86,12 @@ def convert(options, checkpoint_path: str, output_dir: str,
 
 
 def _write(model, output_dir: str, overwrite: bool, report: str):
-  """Checkpoint + report under a temporary name, then renamed to DIR."""
-  temporary = f'{output_dir.rstrip("/")}.tmp-{int(time.time() * 1e6)}'
-  try:
-    tf.io.gfile.makedirs(temporary)
+  """Checkpoint + report under a temporary name, then moved to DIR with the
+  `checkpoint` file last (`atomic_files.atomic_directory`)."""
+  with atomic_files.atomic_directory(output_dir, overwrite,
+                                     last_file='checkpoint') as temporary:
     manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model),
                                          temporary, max_to_keep=1)
     manager.save(checkpoint_number=0)
     with tf.io.gfile.GFile(f'{temporary}/{REPORT_NAME}', 'w') as f:
       f.write(report)
-    if tf.io.gfile.exists(output_dir):
-      _check_output_dir(output_dir, overwrite)
-      tf.io.gfile.rmtree(output_dir)
-    tf.io.gfile.rename(temporary, output_dir)
-  finally:
-    if tf.io.gfile.exists(temporary):
-      tf.io.gfile.rmtree(temporary)

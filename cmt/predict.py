@@ -18,11 +18,13 @@ An image that cannot be read or predicted is reported by name on one line;
 the others are still predicted and the exit status is 1. Two inputs with
 the same name (x.jpg, x.png) are refused up front, and outputs that exist
 already are replaced only with --overwrite. Each file is written under a
-temporary name and renamed when complete.
+temporary name and renamed when complete. Every path (--model, --input,
+--output_dir, --config_file, --checkpoint_path) may be local or a URL
+(gs://...).
 """
 
 import dataclasses
-import glob
+import io
 import json
 import os
 import sys
@@ -34,6 +36,7 @@ import tqdm
 
 from cmt import atomic_files
 from cmt import cli
+from cmt import file_io
 from cmt import inference_flags
 from cmt.evaluation import coco_panoptic_format
 
@@ -73,11 +76,11 @@ def dataset_info_of(metadata: dict):
 
 def load_saved_model(path: str) -> Predictor:
   """A `cmt-export` SavedModel as a Predictor."""
-  if not os.path.isfile(os.path.join(path, 'saved_model.pb')):
-    raise ValueError(f'--model={path}: not a SavedModel directory (no '
-                     'saved_model.pb)')
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from cmt import export  # pylint: disable=g-import-not-at-top
+  if not tf.io.gfile.exists(os.path.join(path, export.SAVED_MODEL_FILE)):
+    raise ValueError(f'--model={path}: not a SavedModel directory (no '
+                     f'{export.SAVED_MODEL_FILE})')
   try:
     loaded = tf.saved_model.load(path)
   except Exception as error:  # pylint: disable=broad-except
@@ -104,14 +107,16 @@ def load_checkpoint(args) -> Predictor:
 
 
 def list_inputs(spec: str) -> list[str]:
-  """IMAGE, DIR (its images, sorted) or GLOB -> image paths."""
-  if os.path.isdir(spec):
-    paths = [os.path.join(spec, name) for name in sorted(os.listdir(spec))
+  """IMAGE, DIR (its images, sorted) or GLOB -> image paths (local or
+  URLs)."""
+  gfile = file_io.gfile()
+  if gfile.isdir(spec):
+    paths = [os.path.join(spec, name) for name in sorted(gfile.listdir(spec))
              if name.lower().endswith(IMAGE_EXTENSIONS)]
-  elif os.path.isfile(spec):
+  elif gfile.exists(spec):
     paths = [spec]
   else:
-    paths = sorted(p for p in glob.glob(spec) if os.path.isfile(p))
+    paths = sorted(p for p in gfile.glob(spec) if not gfile.isdir(p))
   if not paths:
     raise ValueError(f'--input={spec}: no image found')
   by_name = {}
@@ -147,10 +152,11 @@ def read_image(path: str) -> np.ndarray:
   palette and other modes converted to RGB / RGBA). ValueError naming the
   file when it cannot be decoded."""
   try:
-    with Image.open(path) as image:
+    data = file_io.read_bytes(path)
+    with Image.open(io.BytesIO(data)) as image:
       image.load()
       if image.format == 'JPEG' and image.mode in ('L', 'RGB'):
-        return _decode_as_the_pipeline_does(path)
+        return _decode_as_the_pipeline_does(data)
       if image.mode not in ('L', 'LA', 'RGB', 'RGBA'):
         has_alpha = 'A' in image.mode or 'transparency' in image.info
         image = image.convert('RGBA' if has_alpha else 'RGB')
@@ -164,12 +170,11 @@ def read_image(path: str) -> np.ndarray:
   return array
 
 
-def _decode_as_the_pipeline_does(path: str) -> np.ndarray:
+def _decode_as_the_pipeline_does(data: bytes) -> np.ndarray:
   """JPEGs: TensorFlow's decoder, as in training and evaluation
   (`tfrecord_format.decode_image`), so predictions match the evaluation's."""
   from cmt.data import tfrecord_format  # pylint: disable=g-import-not-at-top
-  with open(path, 'rb') as f:
-    return tfrecord_format.decode_image(f.read()).numpy()
+  return tfrecord_format.decode_image(data).numpy()
 
 
 def segments_json(annotation: dict, outputs: dict, info,
@@ -201,8 +206,6 @@ def predict_files(predictor: Predictor, paths: Sequence[str],
   class_colors = np.array(info.class_colors, np.uint8)
   folders = {name: os.path.join(output_dir, name)
              for name in ('overlay', 'segments')}
-  for folder in folders.values():
-    os.makedirs(folder, exist_ok=True)
   writer = coco_panoptic_format.CocoPanopticWriter(
       os.path.join(output_dir, coco_panoptic_format.PANOPTIC_JSON),
       os.path.join(output_dir, coco_panoptic_format.PNG_FOLDER), info)
@@ -226,13 +229,13 @@ def predict_files(predictor: Predictor, paths: Sequence[str],
         image[..., :1], 3, axis=-1)
     overlay = drawing.panoptic_overlay(rgb, panoptic, class_colors,
                                        info.class_names, info.label_divisor)
-    with atomic_files.atomic_path(
-        os.path.join(folders['overlay'], name + '.png')) as temporary:
-      overlay.save(temporary)
+    with atomic_files.open_atomic(
+        os.path.join(folders['overlay'], name + '.png'), 'wb') as f:
+      overlay.save(f, format='PNG')
     content = segments_json(annotation, outputs, info, panoptic.shape)
     with atomic_files.open_atomic(
         os.path.join(folders['segments'], name + '.json')) as f:
-      json.dump(content, f, indent=1)
+      f.write(json.dumps(content, indent=1))
   writer.write_json()
   return errors
 

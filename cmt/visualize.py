@@ -170,7 +170,6 @@ def visualize(inference, image: np.ndarray, output_dir: str,
   overlay = drawing.panoptic_overlay(shown, panoptic,
                                      np.array(info.class_colors, np.uint8),
                                      info.class_names, info.label_divisor)
-  os.makedirs(output_dir, exist_ok=True)
   fig5 = figure5(shown, layer_logits, layer_points, overlay, kept, crop)
   attention = outputs[common.CROSS_ATTENTION][0].numpy()
   centers = kept[:NUM_ATTENTION_CENTERS]
@@ -180,8 +179,8 @@ def visualize(inference, image: np.ndarray, output_dir: str,
   fig1 = figure1(shown, attention, centers, titles, crop)
   paths = figure_paths(output_dir, name)
   for figure, path in zip((fig5, fig1), paths):
-    with atomic_files.atomic_path(path) as temporary:
-      figure.save(temporary, optimize=True)
+    with atomic_files.open_atomic(path, 'wb') as f:
+      figure.save(f, format='PNG', optimize=True)
   return paths
 
 

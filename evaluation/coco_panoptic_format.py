@@ -12,6 +12,7 @@ such files. Segment ids are `category_id * label_divisor + instance`, so a
 file is readable by eye and ids never collide within an image.
 """
 
+import io
 import json
 import os
 from typing import Optional, Union
@@ -20,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from cmt import atomic_files
+from cmt import file_io
 from cmt.data import dataset_info as dataset_info_lib
 from cmt.data import panoptic_label
 
@@ -32,7 +34,7 @@ PNG_FOLDER = 'panoptic'
 def read_segment_ids(path: str) -> np.ndarray:
   """Reads a panoptic PNG as [H, W] segment ids; ValueError naming `path`."""
   try:
-    with Image.open(path) as image:
+    with Image.open(io.BytesIO(file_io.read_bytes(path))) as image:
       if image.mode != 'RGB':
         image = image.convert('RGB')
       # RGB padded to 4 bytes is one little-endian word per pixel: R + 256 G
@@ -83,7 +85,8 @@ def default_image_id(image_name: str) -> Union[int, str]:
 
 
 class CocoPanopticWriter:
-  """Writes panoptic label maps as COCO panoptic PNGs and one JSON.
+  """Writes panoptic label maps as COCO panoptic PNGs and one JSON, at local
+  paths or URLs (`cmt.atomic_files`).
 
   Files: `<png_folder>/<image_name>.png` at once, `json_path` on `write_json`
   (which may be called again after more images; it rewrites the file).
@@ -101,7 +104,6 @@ class CocoPanopticWriter:
     if largest > panoptic_label.MAX_SEGMENT_ID:
       raise ValueError(f'{dataset_info.name}: segment ids up to {largest} do '
                        'not fit a 24-bit panoptic PNG')
-    os.makedirs(png_folder, exist_ok=True)
 
   def add(self, image_name: str, panoptic: np.ndarray,
           image_id: Optional[Union[int, str]] = None) -> dict:
@@ -126,9 +128,9 @@ class CocoPanopticWriter:
                    category_of_class[semantic] * info.label_divisor + instance)
     values, areas, boxes = segments_of_ids(ids)
     file_name = image_name + '.png'
-    with atomic_files.atomic_path(
-        os.path.join(self.png_folder, file_name)) as temporary:
-      Image.fromarray(panoptic_label.id_to_rgb(ids)).save(temporary)
+    with atomic_files.open_atomic(os.path.join(self.png_folder, file_name),
+                                  'wb') as f:
+      Image.fromarray(panoptic_label.id_to_rgb(ids)).save(f, format='PNG')
     image_id = default_image_id(image_name) if image_id is None else image_id
     annotation = {
         'image_id': image_id,
@@ -150,13 +152,9 @@ class CocoPanopticWriter:
     self.images.extend(other.images)
 
   def write_json(self):
-    """Writes (or rewrites) the JSON of every image added so far."""
-    folder = os.path.dirname(self.json_path)
-    if folder:
-      os.makedirs(folder, exist_ok=True)
+    """Writes (or rewrites) the JSON of every image added so far; it
+    appears whole or not at all (`atomic_files`)."""
     content = {'images': self.images, 'annotations': self.annotations,
                'categories': self.dataset_info.categories_json()}
-    temporary = self.json_path + '.tmp'
-    with open(temporary, 'w', encoding='utf-8') as f:
-      json.dump(content, f)
-    os.replace(temporary, self.json_path)  # never leave a half-written file
+    with atomic_files.open_atomic(self.json_path) as f:
+      f.write(json.dumps(content))

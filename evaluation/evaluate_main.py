@@ -7,7 +7,10 @@
 Works for any system's predictions in COCO panoptic format and gives the
 numbers of COCO's panopticapi (`pq_compute`), printed as its All / Things /
 Stuff table. `--output_json` also gets the per-class numbers. Exit status 0
-on success, 1 on bad input (the message names the file at fault).
+on success, 1 on bad input (the message names the file at fault). The
+ground truth and predictions are read by worker processes from the local
+disk (copy them from GCS first); --categories_json and --output_json may be
+URLs.
 """
 
 import argparse
@@ -25,13 +28,14 @@ def build_parser() -> argparse.ArgumentParser:
       prog='cmt-evaluate',
       description='Panoptic quality (PQ, SQ, RQ) of COCO panoptic '
       'predictions, as COCO panopticapi computes it.')
-  parser.add_argument('--gt_json', required=True,
+  parser.add_argument('--gt_json', required=True, type=cli.local_path,
                       help='ground-truth COCO panoptic JSON')
-  parser.add_argument('--gt_folder', required=True,
+  parser.add_argument('--gt_folder', required=True, type=cli.local_path,
                       help='folder of the ground-truth panoptic PNGs')
-  parser.add_argument('--pred_json', required=True,
+  parser.add_argument('--pred_json', required=True, type=cli.local_path,
                       help='prediction COCO panoptic JSON')
   parser.add_argument('--pred_folder', required=True,
+                      type=cli.local_path,
                       help='folder of the predicted panoptic PNGs')
   parser.add_argument('--categories_json', default=None,
                       help='categories (list or {"categories": [...]}); '

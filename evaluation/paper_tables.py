@@ -285,10 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
                       'parameters (slow: minutes)')
   parser.add_argument('--json', action='store_true',
                       help='print a JSON list instead of tables')
-  parser.add_argument('--runs', metavar='DIR',
+  parser.add_argument('--runs', metavar='DIR', type=cli.local_path,
                       help='folder of evaluated runs (model_dirs with '
                       'eval/metrics.json) to fill the PQ columns')
-  parser.add_argument('--configs_root', metavar='DIR',
+  parser.add_argument('--configs_root', metavar='DIR', type=cli.local_path,
                       default=str(default_configs_root()),
                       help='folder the registry\'s config paths are relative '
                       'to (default: %(default)s)')

@@ -99,7 +99,7 @@ def warm_start(model: tf_keras.Model, checkpoint_path: str,
   field = 'model_options.initial_checkpoint'
   resolved = resolve_checkpoint(checkpoint_path, field)
   try:
-    reader = tf.train.load_checkpoint(resolved)
+    reader = read_checkpoint(resolved)
   except (tf.errors.NotFoundError, tf.errors.DataLossError, ValueError) as e:
     raise ValueError(f'{field} = {checkpoint_path!r}: cannot read checkpoint: '
                      f'{e}') from None
@@ -186,19 +186,46 @@ def build_checkpoint_manager(checkpoint: tf.train.Checkpoint, directory: str,
 
 
 def resolve_checkpoint(path: str, field: str) -> str:
-  """A checkpoint prefix; a directory means its latest checkpoint.
+  """A checkpoint prefix (local or a URL); a directory means its latest
+  checkpoint: the one its `checkpoint` file names or, without that file (a
+  downloaded DeepLab2 checkpoint), its only `*.index` or the highest
+  `ckpt-N` among them. Callers read by this prefix (`read_checkpoint`).
   ValueError naming `field` (the flag or config field) otherwise."""
   if not path:
     raise ValueError(f'{field} is empty')
+  if tf.io.gfile.exists(path + '.index'):
+    return path
   if tf.io.gfile.isdir(path):
-    latest = tf.train.latest_checkpoint(path)
+    latest = tf.train.latest_checkpoint(path) or _only_or_highest_prefix(
+        path, field)
     if latest is None:
       raise ValueError(f'{field}={path}: no checkpoint in this directory')
     return latest
-  if not tf.io.gfile.exists(path + '.index'):
-    raise ValueError(f'{field}={path}: not a checkpoint ({path}.index does '
-                     'not exist)')
-  return path
+  raise ValueError(f'{field}={path}: not a checkpoint ({path}.index does '
+                   'not exist)')
+
+
+def read_checkpoint(prefix: str):
+  """A reader of the checkpoint at `prefix` (`resolve_checkpoint`).
+  `tf.train.load_checkpoint` would first ask whether `prefix` is a folder,
+  which some file systems (ram://) answer yes for any prefix of a name."""
+  return tf.compat.v1.train.NewCheckpointReader(prefix)
+
+
+def _only_or_highest_prefix(directory: str, field: str) -> Optional[str]:
+  """The checkpoint prefix of `directory`'s `*.index` files: the only one,
+  or the highest step N of several `NAME-N`; None if there is none."""
+  prefixes = sorted(name[:-len('.index')].rstrip('/')
+                    for name in tf.io.gfile.listdir(directory)
+                    if name.endswith('.index'))
+  if len(prefixes) > 1:
+    steps = [re.fullmatch(r'.*-(\d+)', p) for p in prefixes]
+    if not all(steps):
+      raise ValueError(f'{field}={directory}: several checkpoints and no '
+                       f'`checkpoint` file naming one ({", ".join(prefixes)});'
+                       ' give the prefix')
+    prefixes = [max(zip((int(m.group(1)) for m in steps), prefixes))[1]]
+  return os.path.join(directory, prefixes[0]) if prefixes else None
 
 
 def latest_step(directory: str) -> Optional[int]:

@@ -58,6 +58,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   from cmt.trainer import strategy as strategy_lib
   from cmt.trainer import train_lib
   from cmt.trainer import trainer as trainer_lib
+  _check_model_dir(args.model_dir)
   logging.set_verbosity(logging.INFO)
   _log_progress_to_stdout()
   _print_orbit_messages_once()
@@ -68,6 +69,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   except trainer_lib.NonFiniteLossError as error:
     raise ValueError(str(error)) from None  # a config's fault, not a bug
   return 0
+
+
+def _check_model_dir(model_dir: str):
+  """--model_dir (local or a URL) must be a folder or not exist yet."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if tf.io.gfile.exists(model_dir) and not tf.io.gfile.isdir(model_dir):
+    raise ValueError(f'--model_dir={model_dir}: is a file; give a folder '
+                     '(it is created if missing)')
 
 
 class _CurrentStreamHandler(std_logging.StreamHandler):

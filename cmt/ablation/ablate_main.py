@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
   parser = cli.ArgumentParser(
       prog=PROG, description=__doc__,
       formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('--output_dir', required=True)
+  parser.add_argument('--output_dir', required=True, type=cli.local_path)
   parser.add_argument('--overwrite', action='store_true',
                       help='replace --output_dir (else a rerun with the same '
                       'settings resumes it)')
@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument('--threads', type=int, default=0,
                       help='intra-op threads per run (default: 2 / --jobs)')
   parser.add_argument('--config_file', default=DEFAULT_CONFIG,
+                      type=cli.local_path,
                       help='the baseline config (default: %(default)s)')
   return parser
 

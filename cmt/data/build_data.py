@@ -16,13 +16,14 @@ progress bar runs on a terminal; a summary (images, segments per class,
 crowd segments) is printed at the end. Shards are written under hidden
 temporary names and renamed only once every image has converted, so a
 failed or interrupted run leaves no file that looks like a shard.
+--output_dir and --categories_json may be URLs (gs://...); the images and
+panoptic PNGs are read from the local disk by the worker processes.
 """
 
 import argparse
 import collections
 import contextlib
 import dataclasses
-import glob
 import json
 import multiprocessing
 import os
@@ -150,8 +151,10 @@ def _converted_images(tasks, info, num_workers: int
 
 @contextlib.contextmanager
 def _atomic_shards(output_dir: str, split_name: str, num_shards: int):
-  """Yields temporary shard paths; renames them to the final names only if
-  the body completes, and deletes them otherwise."""
+  """Yields temporary shard paths (local or URLs); renames each FILE to its
+  final name only if the body completes (atomic on local disk, a copy on an
+  object store), and deletes them otherwise."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   finals = [os.path.join(output_dir, shard_name(split_name, i, num_shards))
             for i in range(num_shards)]
   temps = [os.path.join(output_dir, f'.{os.path.basename(f)}.incomplete')
@@ -160,11 +163,11 @@ def _atomic_shards(output_dir: str, split_name: str, num_shards: int):
     yield temps
   except BaseException:
     for temp in temps:
-      with contextlib.suppress(FileNotFoundError):
-        os.remove(temp)
+      if tf.io.gfile.exists(temp):
+        tf.io.gfile.remove(temp)
     raise
   for temp, final in zip(temps, finals):
-    os.replace(temp, final)
+    tf.io.gfile.rename(temp, final, overwrite=True)
 
 
 @contextlib.contextmanager
@@ -236,7 +239,7 @@ def build(image_dir: str, panoptic_json: str, panoptic_dir: str,
     atomic_files.refuse_existing(
         os.path.join(output_dir, shard_name(split_name, i, num_shards))
         for i in range(num_shards))
-  os.makedirs(output_dir, exist_ok=True)
+  tf.io.gfile.makedirs(output_dir)
   summary = Summary()
   with _atomic_shards(output_dir, split_name, num_shards) as temp_paths, \
       _converted_images(tasks, info, num_workers) as converted, \
@@ -260,14 +263,19 @@ def build(image_dir: str, panoptic_json: str, panoptic_dir: str,
   summary.shards = tuple(
       os.path.join(output_dir, shard_name(split_name, i, num_shards))
       for i in range(num_shards))
-  stale = sorted(set(glob.glob(os.path.join(
-      glob.escape(output_dir), f'{glob.escape(split_name)}-*-of-*.tfrecord')))
-                 - set(summary.shards))
+  stale = sorted(set(tf.io.gfile.glob(os.path.join(
+      _escape_glob(output_dir),
+      f'{_escape_glob(split_name)}-*-of-*.tfrecord'))) - set(summary.shards))
   if stale:  # from an earlier run with another shard count; not ours to delete
     print(f'cmt-build-data: warning: {len(stale)} older {split_name} shards '
           f'in {output_dir} (e.g. {os.path.basename(stale[0])}) would mix '
           'with these in a glob; remove them', file=sys.stderr)
   return summary
+
+
+def _escape_glob(text: str) -> str:
+  """`text` matched literally by `tf.io.gfile.glob` (`*?[` escaped)."""
+  return ''.join(f'[{c}]' if c in '*?[' else c for c in text)
 
 
 def _default_split_name(panoptic_json: str) -> str:
@@ -278,13 +286,14 @@ def _default_split_name(panoptic_json: str) -> str:
 
 def parse_args(argv=None) -> argparse.Namespace:
   parser = cli.ArgumentParser(prog='cmt-build-data', description=__doc__)
-  parser.add_argument('--image_dir', required=True,
+  parser.add_argument('--image_dir', required=True, type=cli.local_path,
                       help='folder of the images (JPEG or PNG)')
-  parser.add_argument('--panoptic_json', required=True,
+  parser.add_argument('--panoptic_json', required=True, type=cli.local_path,
                       help='COCO panoptic annotations JSON')
-  parser.add_argument('--panoptic_dir', required=True,
+  parser.add_argument('--panoptic_dir', required=True, type=cli.local_path,
                       help='folder of the panoptic RGB-id PNGs')
-  parser.add_argument('--output_dir', required=True)
+  parser.add_argument('--output_dir', required=True,
+                      help='folder of the shards, local or a URL (gs://...)')
   parser.add_argument('--overwrite', action='store_true',
                       help='replace shards of the same names')
   parser.add_argument('--categories_json', default='',

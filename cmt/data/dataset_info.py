@@ -12,6 +12,8 @@ import functools
 import json
 from typing import Optional, Sequence
 
+from cmt import file_io
+
 LABEL_DIVISOR = 256
 VOID = 0
 
@@ -98,10 +100,12 @@ def from_categories(name: str, categories: Sequence[dict],
 
 
 def from_categories_json(path: str, name: Optional[str] = None) -> DatasetInfo:
-  """Reads a categories file: a list, or a dict with a 'categories' list."""
+  """Reads a categories file (local or a URL, `cmt.file_io`): a list, or a
+  dict with a 'categories' list."""
   try:
-    with open(path, encoding='utf-8') as f:
-      data = json.load(f)
+    data = json.loads(file_io.read_text(path))
+  except UnicodeDecodeError as error:
+    raise ValueError(f'{path}: not valid JSON: {error}') from None
   except OSError as error:
     raise ValueError(f'{path}: cannot read categories: {error.strerror}') from None
   except json.JSONDecodeError as error:

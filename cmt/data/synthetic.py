@@ -318,7 +318,7 @@ def main(argv: Optional[list[str]] = None) -> int:
   parser = cli.ArgumentParser(
       prog='cmt-synthetic-data', description=__doc__,
       formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('--output_dir', required=True,
+  parser.add_argument('--output_dir', required=True, type=cli.local_path,
                       help='written as a whole; must not exist (or be empty)')
   parser.add_argument('--overwrite', action='store_true',
                       help='replace an existing --output_dir')
