@@ -11,10 +11,17 @@ the result is written under DIR as `cmt-train` writes checkpoints, so that
 and saved as DIR/mapping_report.txt) lists the variables mapped, ours left
 at initialisation with the reason, and the DeepLab2 variables not used.
 
-A variable whose shape differs from its DeepLab2 counterpart (the config
-does not describe the checkpoint's network) is refused, naming both. DIR is
-written under a temporary name and renamed when complete; an existing
-non-empty DIR is replaced only with --overwrite.
+What is converted follows the layout: every variable from a trainer
+checkpoint, the backbone of every stack (both stacks of a Recursive Feature
+Network from the same backbone) from a backbone checkpoint. Strict, as a
+warm start: a variable in that scope that the checkpoint lacks, or whose
+shape differs from its DeepLab2 counterpart (the config does not describe
+the checkpoint's network), is refused, naming the first and the count;
+backbone blocks the checkpoint lacks on purpose (an Axial-ResNet-104 from
+Axial-ResNet-50 weights) are declared by
+`model_options.initial_checkpoint_num_blocks` and start from
+initialisation. DIR is written under a temporary name and renamed when
+complete; an existing non-empty DIR is replaced only with --overwrite.
 """
 
 import tensorflow as tf
@@ -29,9 +36,14 @@ REPORT_NAME = 'mapping_report.txt'
 
 
 def report_lines(plan: deeplab2_checkpoint.Plan, source: str) -> list:
+  per_stack = ', '.join(f'stack {k + 1}: {n}'
+                        for k, n in enumerate(plan.backbone_per_stack()))
   lines = [f'# {source}: {plan.layout.value}',
            f'# mapped: {len(plan.mapped)}',
-           f'# left at initialisation: {len(plan.left_at_init)}',
+           f'# backbone variables mapped: {per_stack or "none"}',
+           f'# left at initialisation: {len(plan.left_at_init)} (declared '
+           f'absent by {checkpoints.PARTIAL_START_FIELD}: '
+           f'{len(plan.declared_absent())})',
            f'# DeepLab2 variables not used: {len(plan.unused)}']
   lines += [f'mapped {path} <- {name} ({convert.describe})'
             for path, _, name, convert in plan.mapped]
@@ -70,13 +82,12 @@ def convert(options, checkpoint_path: str, output_dir: str,
   except ValueError as error:
     raise ValueError(f'--deeplab2_checkpoint={checkpoint_path}: {error}'
                      ) from None
-  if plan.mismatched:
-    path, ours, name, theirs = plan.mismatched[0]
-    more = (f' (and {len(plan.mismatched) - 1} more)'
-            if len(plan.mismatched) > 1 else '')
-    raise ValueError(f'shape mismatch: our {path} is {ours}, DeepLab2 {name} '
-                     f'is {theirs}{more}; does --config_file describe the '
-                     'checkpoint\'s network?')
+  scope = ('every variable' if plan.layout ==
+           deeplab2_checkpoint.Layout.TRAINER else 'every backbone variable')
+  problem = deeplab2_checkpoint.refusal(
+      plan, f'({scope}) that a {plan.layout.value} gives', strict_shapes=True)
+  if problem:
+    raise ValueError(f'--deeplab2_checkpoint={checkpoint_path}: {problem}')
   deeplab2_checkpoint.apply(plan, reader)
   lines = report_lines(plan, resolved)
   _write(model, output_dir, overwrite, '\n'.join(lines) + '\n')

@@ -134,6 +134,7 @@ def check_model(model: model_pb2.ModelOptions, problems: Problems):
   _check_decoder(model, problems)
   _check_transformer(model, problems)
   _check_heads(model, problems)
+  _check_partial_start(model, problems)
 
 
 def _check_backbone(model, problems: Problems):
@@ -252,6 +253,16 @@ def _check_heads(model, problems: Problems):
     problems.enum_set('model_options.restore_scope', model.restore_scope,
                       model_pb2.ModelOptions.RestoreScope.DESCRIPTOR,
                       model_pb2.ModelOptions.RESTORE_SCOPE_UNSPECIFIED)
+
+
+def _check_partial_start(model, problems: Problems):
+  """`initial_checkpoint_num_blocks`: 4 positive counts (whether the
+  checkpoint really lacks the blocks beyond them is checked when it is
+  read; a count at or above the backbone's declares nothing absent)."""
+  held = list(model.initial_checkpoint_num_blocks)
+  problems.require(not held or (len(held) == 4 and min(held) >= 1),
+                   'model_options.initial_checkpoint_num_blocks', held,
+                   'must list 4 positive counts (stages 2-5)')
 
 
 def _transformer_stages(model) -> List[int]:

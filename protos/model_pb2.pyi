@@ -139,7 +139,7 @@ class RecomputeOptions(_message.Message):
     def __init__(self, conv_blocks: _Optional[bool] = ..., axial_blocks: _Optional[bool] = ..., transformer_layers: _Optional[bool] = ..., decoder_stages: _Optional[bool] = ...) -> None: ...
 
 class ModelOptions(_message.Message):
-    __slots__ = ("backbone", "decoder", "transformer", "clustering", "heads", "recursive_feature_network", "initial_checkpoint", "restore_scope", "recompute")
+    __slots__ = ("backbone", "decoder", "transformer", "clustering", "heads", "recursive_feature_network", "initial_checkpoint", "restore_scope", "initial_checkpoint_num_blocks", "recompute")
     class RestoreScope(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         RESTORE_SCOPE_UNSPECIFIED: _ClassVar[ModelOptions.RestoreScope]
@@ -156,6 +156,7 @@ class ModelOptions(_message.Message):
     RECURSIVE_FEATURE_NETWORK_FIELD_NUMBER: _ClassVar[int]
     INITIAL_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     RESTORE_SCOPE_FIELD_NUMBER: _ClassVar[int]
+    INITIAL_CHECKPOINT_NUM_BLOCKS_FIELD_NUMBER: _ClassVar[int]
     RECOMPUTE_FIELD_NUMBER: _ClassVar[int]
     backbone: BackboneOptions
     decoder: DecoderOptions
@@ -165,5 +166,6 @@ class ModelOptions(_message.Message):
     recursive_feature_network: bool
     initial_checkpoint: str
     restore_scope: ModelOptions.RestoreScope
+    initial_checkpoint_num_blocks: _containers.RepeatedScalarFieldContainer[int]
     recompute: RecomputeOptions
-    def __init__(self, backbone: _Optional[_Union[BackboneOptions, _Mapping]] = ..., decoder: _Optional[_Union[DecoderOptions, _Mapping]] = ..., transformer: _Optional[_Union[TransformerOptions, _Mapping]] = ..., clustering: _Optional[_Union[ClusteringOptions, _Mapping]] = ..., heads: _Optional[_Union[HeadOptions, _Mapping]] = ..., recursive_feature_network: _Optional[bool] = ..., initial_checkpoint: _Optional[str] = ..., restore_scope: _Optional[_Union[ModelOptions.RestoreScope, str]] = ..., recompute: _Optional[_Union[RecomputeOptions, _Mapping]] = ...) -> None: ...
+    def __init__(self, backbone: _Optional[_Union[BackboneOptions, _Mapping]] = ..., decoder: _Optional[_Union[DecoderOptions, _Mapping]] = ..., transformer: _Optional[_Union[TransformerOptions, _Mapping]] = ..., clustering: _Optional[_Union[ClusteringOptions, _Mapping]] = ..., heads: _Optional[_Union[HeadOptions, _Mapping]] = ..., recursive_feature_network: _Optional[bool] = ..., initial_checkpoint: _Optional[str] = ..., restore_scope: _Optional[_Union[ModelOptions.RestoreScope, str]] = ..., initial_checkpoint_num_blocks: _Optional[_Iterable[int]] = ..., recompute: _Optional[_Union[RecomputeOptions, _Mapping]] = ...) -> None: ...

@@ -93,6 +93,9 @@ def _refused(capsys, *overrides, path=DEMO):
      'augmentations.min_scale_factor = 0: need 0 < min_scale_factor'),
     (['trainer_options.solver_options.optimizer=OPTIMIZER_UNSPECIFIED'],
      'optimizer = OPTIMIZER_UNSPECIFIED: choose ADAM or ADAMW or SGD'),
+    (['model_options.initial_checkpoint_num_blocks=3,4,6'],
+     'model_options.initial_checkpoint_num_blocks = [3, 4, 6]: must list 4 '
+     'positive counts (stages 2-5)'),
 ])
 def test_validate_refuses_what_cannot_run(capsys, overrides, fragment):
   assert fragment in _refused(capsys, *overrides)

@@ -10,15 +10,26 @@ uninterrupted run would have seen and continues exactly.
 A warm start reads another run's checkpoint (`model_options.
 initial_checkpoint`) variable by variable: the checkpoint's object graph is
 walked in step with the live {model} object graph, so variables pair up by
-their path (layer attribute names), not by creation order.
-  * `restore_scope: BACKBONE` restores only `pretrained_variables(model)`.
-  * `restore_scope: WHOLE_MODEL` restores every variable whose shape
-    matches; the others (a class head for another class count) are skipped
-    and logged.
+their path (layer attribute names), not by creation order. It is strict:
+every variable the scope declares pretrained is restored, or the run stops
+naming the first one missing and the count, before anything is assigned.
+  * `restore_scope: BACKBONE` restores exactly `pretrained_variables`: the
+    backbone of every stack (`cmt.model.builder.pretrained_variables`).
+  * `restore_scope: WHOLE_MODEL` restores every variable; layers outside
+    the pretrained backbone whose shapes differ (a class head for another
+    class count) are skipped and logged.
+  * A checkpoint of one stack gives its backbone to both stacks of a
+    Recursive Feature Network (the same pretrained backbone twice).
+  * A deliberate partial start (an Axial-ResNet-104 from Axial-ResNet-50
+    weights) is declared by `model_options.initial_checkpoint_num_blocks`:
+    the backbone variables outside `pretrained_variables` start from
+    initialisation, are counted in the log, and must not be in the
+    checkpoint (a declaration the checkpoint contradicts is refused).
 A checkpoint DeepLab2 wrote is read through `trainer.deeplab2_checkpoint`
-(passed in as `foreign`).
+(passed in as `foreign`), by the same rules.
 """
 
+import collections
 import dataclasses
 import os
 import re
@@ -43,13 +54,36 @@ def build_checkpoint(model: tf_keras.Model, optimizer,
                              train_iterator=train_iterator)
 
 
+PARTIAL_START_FIELD = 'model_options.initial_checkpoint_num_blocks'
+# Where our model keeps each stack's backbone.
+_STACK_BACKBONE = re.compile(r'model/encoders/(\d+)/backbone/(.*)')
+
+
 @dataclasses.dataclass
 class WarmStartReport:
   """What a warm start did, by variable path."""
   restored: list
-  shape_mismatch: list   # (path, variable shape, checkpoint shape)
+  shape_mismatch: list   # skipped: (path, variable shape, checkpoint shape)
   missing: list          # paths the checkpoint does not hold
   out_of_scope: int      # variables left alone by restore_scope
+  # Backbone variables declared absent (PARTIAL_START_FIELD).
+  declared_absent: list = dataclasses.field(default_factory=list)
+
+
+def missing_message(count: int, total: int, declared_by: str,
+                    first: str) -> str:
+  """The one line that stops a start missing declared variables;
+  `declared_by`: 'that restore_scope BACKBONE declares pretrained', ..."""
+  return (f'{count} of the {total} variables {declared_by} are not in the '
+          f'checkpoint, the first: {first}; declare a deliberate partial '
+          f'start with {PARTIAL_START_FIELD}')
+
+
+def held_message(count: int, first: str) -> str:
+  """The one line that stops a partial start the checkpoint contradicts."""
+  return (f'{PARTIAL_START_FIELD} declares {count} backbone variables absent '
+          f'from the checkpoint, but it holds them, the first: {first}; '
+          'correct or remove the declaration')
 
 
 def _children(trackable) -> dict:
@@ -122,51 +156,105 @@ def warm_start(model: tf_keras.Model, checkpoint_path: str,
                      f'"model" at its root (found {sorted(root_children)})')
   pairs = []
   _walk(graph, root_children['model'], model, ['model'], set(), pairs)
-
-  in_scope = None
-  if scope == model_pb2.ModelOptions.BACKBONE:
-    in_scope = {id(v) for v in pretrained_variables}
-  report = _restore_matching(pairs, reader, in_scope)
-  _log_report(report, resolved, scope)
-  if not report.restored:
+  try:
+    report, assignments = _plan_restore(
+        _share_first_stack_backbone(pairs),
+        reader.get_variable_to_shape_map(), scope,
+        {id(v) for v in pretrained_variables})
+  except ValueError as e:
+    raise ValueError(f'{field} = {checkpoint_path!r}: {e}') from None
+  if not assignments:
     raise ValueError(f'{field} = {checkpoint_path!r}: no variable of the '
                      'model could be restored from it')
-  return report
-
-
-def _restore_matching(pairs, reader, in_scope: Optional[set]
-                      ) -> WarmStartReport:
-  """Assigns each (path, variable, checkpoint key) whose variable is in
-  scope (ids; None: all) and whose saved shape matches."""
-  shapes = reader.get_variable_to_shape_map()
-  report = WarmStartReport([], [], [], 0)
-  for path, variable, key in pairs:
-    if in_scope is not None and id(variable) not in in_scope:
-      report.out_of_scope += 1
-      continue
-    if key is None:
-      report.missing.append(path)
-      continue
-    if list(shapes[key]) != variable.shape.as_list():
-      report.shape_mismatch.append((path, variable.shape.as_list(),
-                                    list(shapes[key])))
-      continue
+  for variable, key in assignments:
     variable.assign(tf.cast(reader.get_tensor(key), variable.dtype))
-    report.restored.append(path)
+  _log_report(report, resolved, scope)
   return report
+
+
+def _share_first_stack_backbone(pairs):
+  """(path, variable, key) pairs where a stack the checkpoint does not have
+  (the second of a Recursive Feature Network, from a one-stack checkpoint)
+  takes its backbone from the checkpoint's first stack."""
+  saved_stacks = {path.split('/')[2] for path, _, key in pairs
+                  if key is not None and path.startswith('model/encoders/')}
+  first_stack = {}
+  for path, _, key in pairs:
+    match = _STACK_BACKBONE.fullmatch(path)
+    if match and match.group(1) == '0':
+      first_stack[match.group(2)] = key
+  shared = []
+  for path, variable, key in pairs:
+    match = _STACK_BACKBONE.fullmatch(path)
+    if key is None and match and match.group(1) not in saved_stacks:
+      key = first_stack.get(match.group(2))
+    shared.append((path, variable, key))
+  return shared
+
+
+def _plan_restore(pairs, shapes: dict, scope: int, pretrained: set):
+  """(report, [(variable, checkpoint key)]) for the (path, variable, key)
+  pairs as `scope` declares (module docstring); ValueError, one line, for
+  a declared variable the checkpoint lacks or a pretrained one with another
+  shape, or a declared-absent one it holds."""
+  backbone = {id(v) for path, v, _ in pairs if _STACK_BACKBONE.fullmatch(path)}
+  absent = backbone - pretrained
+  report, assignments, held, refused = WarmStartReport([], [], [], 0), [], [], []
+  for path, variable, key in pairs:
+    if id(variable) in absent:
+      (held if key is not None else report.declared_absent).append(path)
+    elif scope == model_pb2.ModelOptions.BACKBONE and (
+        id(variable) not in pretrained):
+      report.out_of_scope += 1
+    elif key is None:
+      report.missing.append(path)
+    elif list(shapes[key]) != variable.shape.as_list():
+      mismatch = (path, variable.shape.as_list(), list(shapes[key]))
+      (refused if id(variable) in pretrained else
+       report.shape_mismatch).append(mismatch)
+    else:
+      assignments.append((variable, key))
+      report.restored.append(path)
+  _refuse(report, held, refused, scope)
+  return report, assignments
+
+
+def _refuse(report: WarmStartReport, held: list, refused: list, scope: int):
+  """ValueError in one line when the plan leaves a declared variable out."""
+  if report.missing:
+    total = (len(report.missing) + len(report.restored) +
+             len(report.shape_mismatch) + len(refused))
+    scope_name = model_pb2.ModelOptions.RestoreScope.Name(scope)
+    raise ValueError(missing_message(
+        len(report.missing), total,
+        f'that restore_scope {scope_name} declares pretrained',
+        report.missing[0]))
+  if held:
+    raise ValueError(held_message(len(held), held[0]))
+  if refused:
+    path, ours, theirs = refused[0]
+    raise ValueError(f'{path} is {ours} in the model, {theirs} in the '
+                     f'checkpoint ({len(refused)} pretrained variables with '
+                     'other shapes); does the config describe the '
+                     'checkpoint\'s network?')
 
 
 def _log_report(report: WarmStartReport, resolved: str, scope: int):
   for path, live_shape, ckpt_shape in report.shape_mismatch:
     logging.warning('initial_checkpoint: skipped %s (model %s, checkpoint %s)',
                     path, live_shape, ckpt_shape)
-  for path in report.missing:
-    logging.warning('initial_checkpoint: %s not in the checkpoint', path)
-  logging.info('initial_checkpoint %s (%s): restored %d variables, skipped %d '
-               'with other shapes, %d missing, %d outside the scope',
-               resolved, model_pb2.ModelOptions.RestoreScope.Name(scope),
-               len(report.restored), len(report.shape_mismatch),
-               len(report.missing), report.out_of_scope)
+  per_stack = collections.Counter(
+      match.group(1) for match in map(_STACK_BACKBONE.fullmatch,
+                                      report.restored) if match)
+  logging.info('initial_checkpoint %s (restore_scope %s): restored %d '
+               'variables (backbone per stack: %s), skipped %d with other '
+               'shapes, %d outside the scope, %d backbone variables start '
+               'from initialisation as %s declares', resolved,
+               model_pb2.ModelOptions.RestoreScope.Name(scope),
+               len(report.restored),
+               ', '.join(str(per_stack[k]) for k in sorted(per_stack)) or '-',
+               len(report.shape_mismatch), report.out_of_scope,
+               len(report.declared_absent), PARTIAL_START_FIELD)
 
 
 def build_checkpoint_manager(checkpoint: tf.train.Checkpoint, directory: str,

@@ -8,7 +8,8 @@ Learning rate (DeepLab2's poly schedule with linear warm-up):
 
 (continuous at T_w; `official.modeling`'s LinearWarmup over tf_keras'
 PolynomialDecay) with T_w = `warmup_steps` and T = `training_number_of_steps`. Variables in
-`pretrained_variables(model)` (the ImageNet backbone) learn at
+`pretrained_variables(model, model_options)` (the backbone restored from
+`initial_checkpoint`, every stack's) learn at
 `backbone_learning_rate_multiplier` x lr(t); everything else at lr(t).
 
 Weight decay lambda = `weight_decay` applies to convolution / dense kernels

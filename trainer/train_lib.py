@@ -32,6 +32,8 @@ class Builders:
   """Where a run's pieces come from (the real ones: `default_builders()`)."""
   get_dataset_info: Callable
   build_model: Callable
+  # (model, model_options) -> what initial_checkpoint provides: restored by
+  # restore_scope BACKBONE, learning at backbone_learning_rate_multiplier.
   pretrained_variables: Callable
   build_loss: Callable
   build_dataset: Callable
@@ -194,7 +196,7 @@ def _build_model_and_optimizer(options, dataset_options, dataset_info,
     model(tf.zeros([1, *dataset_options.crop_size, 3]), training=False)
     optimizer = optimizer_lib.build_optimizer(
         options.trainer_options.solver_options,
-        builders.pretrained_variables(model),
+        builders.pretrained_variables(model, options.model_options),
         jit_compile=jit_compile and not tpu)
     optimizer.build(model.trainable_variables)
   return model, optimizer
@@ -242,7 +244,8 @@ def _build_checkpoint_manager(options, dataset_info, builders: Builders,
       checkpoints.warm_start(
           model, model_options.initial_checkpoint,
           model_options.restore_scope,
-          builders.pretrained_variables(model), foreign=from_deeplab2)
+          builders.pretrained_variables(model, model_options),
+          foreign=from_deeplab2)
   if trains and _is_chief(strategy):
     checkpoints.remove_unfinished_saves(work_dir)
   trainer_options = options.trainer_options

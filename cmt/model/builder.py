@@ -1,15 +1,17 @@
 """Builds the model an `ExperimentOptions` describes.
 
   build_model(options, dataset_info) -> tf_keras.Model
-  pretrained_variables(model) -> the variables an ImageNet backbone checkpoint
-      provides (backbone only: no cluster centers, transformer layers,
-      decoder or heads)
+  backbone_variables(model, num_blocks) -> the backbone of every stack (no
+      cluster centers, transformer layers, decoder or heads)
+  pretrained_variables(model, model_options) -> the backbone variables that
+      `initial_checkpoint` provides: restored, and learning at
+      `backbone_learning_rate_multiplier`
   count_inference_params(options, dataset_info) -> int, trainable parameters
       used at inference (the training-only auxiliary semantic head excluded,
       as DeepLab2 counts MaX-DeepLab-S at 61.9M)
 """
 
-from typing import List
+from typing import List, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -47,13 +49,39 @@ def build_and_initialise(options, dataset_info, crop_size: int = _COUNT_CROP,
   return model
 
 
-def pretrained_variables(model: cmt_deeplab.CMTDeepLab) -> List[tf.Variable]:
-  """Backbone variables (all stacks): what `restore_scope: BACKBONE` restores
-  and what gets `backbone_learning_rate_multiplier`."""
+def backbone_variables(model: cmt_deeplab.CMTDeepLab,
+                       num_blocks: Sequence[int] = ()) -> List[tf.Variable]:
+  """The backbone (stem, stages 2-5) of every stack: both stacks of the
+  Recursive Feature Network start from the same pretrained backbone (the
+  paper stacks "the whole model (including the backbone)" twice).
+
+  Args:
+    num_blocks: residual blocks per stage 2-5 to include (the first ones);
+      empty: every block.
+  """
   variables = []
   for stack in model.encoders:
-    variables.extend(stack.backbone.variables)
+    beyond = set()
+    for stage, count in zip(stack.backbone.stages, num_blocks):
+      beyond.update(v.ref() for block in stage[count:]
+                    for v in block.variables)
+    variables.extend(v for v in stack.backbone.variables
+                     if v.ref() not in beyond)
   return variables
+
+
+def pretrained_variables(model: cmt_deeplab.CMTDeepLab,
+                         model_options) -> List[tf.Variable]:
+  """The backbone variables `model_options.initial_checkpoint` provides:
+  every stack's backbone without the blocks beyond
+  `initial_checkpoint_num_blocks` (a declared partial start); none without
+  an initial checkpoint. `restore_scope: BACKBONE` restores exactly these
+  (or stops), and they alone learn at `backbone_learning_rate_multiplier`:
+  a backbone block that starts from initialisation learns at the full rate.
+  """
+  if not model_options.initial_checkpoint:
+    return []
+  return backbone_variables(model, model_options.initial_checkpoint_num_blocks)
 
 
 def inference_trainable_variables(model) -> List[tf.Variable]:

@@ -6,6 +6,8 @@ rewrites the object path of one of our variables (as the checkpoint saver
 walks it, e.g. `model/encoders/0/backbone/stages/2/1/_conv1/_conv/kernel`)
 into the DeepLab2 name of the same weight (`encoder/_stage4/_block2/
 _conv1_bn_act/_conv/kernel`), or None for a weight DeepLab2 does not have.
+Both stacks of a Recursive Feature Network map their backbones to the same
+names (`model/encoders/1/backbone/...` too reads `encoder/...`).
 The rewrite works on names and structure only (stage, block and layer
 indices), never on shapes, so it serves every width and depth.
 
@@ -217,6 +219,10 @@ def _heads(path: str) -> Optional[str]:
 def deeplab2_name(path: str, max_deeplab_s: bool = True) -> Optional[str]:
   """DeepLab2's name of our variable at object path `path`, or None.
 
+  The second stack of the Recursive Feature Network (`model/encoders/1/`)
+  has DeepLab2 names for its backbone only: the same ones as the first
+  stack's, so both start from the same pretrained backbone.
+
   Args:
     path: the variable's object path from the model root, `model/...`.
     max_deeplab_s: the model has no `decoder.transformer_stages`, so its one
@@ -225,8 +231,8 @@ def deeplab2_name(path: str, max_deeplab_s: bool = True) -> Optional[str]:
   """
   match = re.fullmatch(r'model/encoders/(\d+)/(.*)', path)
   if match:
-    if match.group(1) != '0':
-      return None  # the second stack of the Recursive Feature Network
+    if match.group(1) != '0' and not match.group(2).startswith('backbone/'):
+      return None  # DeepLab2 has no second stack (RFN) to take it from
     return _encoder(match.group(2), max_deeplab_s)
   return _heads(path)
 

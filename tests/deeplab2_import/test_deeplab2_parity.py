@@ -114,7 +114,7 @@ def _warm_start(model, options, info, path):
     return deeplab2_checkpoint.warm_start(model, reader, resolved, options,
                                           info, backbone_only=True)
   return checkpoints.warm_start(model, path, model_pb2.ModelOptions.BACKBONE,
-                                builder.pretrained_variables(model),
+                                builder.backbone_variables(model),
                                 foreign=from_deeplab2)
 
 
@@ -142,7 +142,7 @@ def test_axial_resnet50_checkpoints_fill_the_r50_backbone(deeplab2_fixtures,
   # kMaX's encoder runs at output stride 32 on the ImageNet checkpoint.
   options, info = _r50_options(32)
   holder = _backbone_only(options)
-  backbone = builder.pretrained_variables(holder)
+  backbone = builder.backbone_variables(holder)
   for layout in ('plain', 'model_garden'):
     for variable in backbone:  # nothing left over from the previous layout
       variable.assign(tf.zeros_like(variable))
@@ -161,7 +161,7 @@ def test_axial_resnet50_checkpoints_fill_the_r50_backbone(deeplab2_fixtures,
   caplog.clear()
   with caplog.at_level(logging.INFO):
     report = _warm_start(model, options, info, str(fixture / 'plain'))
-  _check_restored(report, builder.pretrained_variables(model), caplog.text)
+  _check_restored(report, builder.backbone_variables(model), caplog.text)
   ours = _residual_endpoints(model, image, (2, 3, 4))
   for name, value in ours.items():
     assert_close(value, reference[name], f'stride 16 {name}')

@@ -95,10 +95,10 @@ def test_recursive_feature_network_forward_under_xla():
   assert len(outputs[common.AUX_OUTPUTS]) == 3
 
 
-def test_pretrained_variables_are_the_backbone_only():
+def test_backbone_variables_are_the_backbone_only():
   options = helpers.load(*helpers.TINY)
   model = builder.build_and_initialise(options, INFO, crop_size=33)
-  pretrained = builder.pretrained_variables(model)
+  pretrained = builder.backbone_variables(model)
   names = {v.name for v in pretrained}
   assert any('stem' in n for n in names)
   assert any('moving_mean' in n for n in names)  # BN statistics restore too

@@ -54,7 +54,11 @@ class TinyModel(tf_keras.Model):
             common.MASK_LOGITS: logits}
 
 
-def pretrained_variables(model):
+def pretrained_variables(model, model_options):
+  """The backbone's trainable variables when there is an initial
+  checkpoint (as `cmt.model.builder.pretrained_variables`)."""
+  if not model_options.initial_checkpoint:
+    return []
   return (model.backbone_conv.trainable_variables +
           model.backbone_norm.trainable_variables)
 

@@ -140,7 +140,8 @@ def test_warm_start_restores_by_scope_and_skips_other_shapes(tmp_path, scope):
   report = checkpoints.warm_start(
       target, str(tmp_path / 'source'),
       model_pb2.ModelOptions.RestoreScope.Value(scope),
-      standins.pretrained_variables(target))
+      standins.pretrained_variables(target, model_pb2.ModelOptions(
+          initial_checkpoint=str(tmp_path / 'source'))))
   np.testing.assert_array_equal(target.backbone_conv.kernel.numpy(),
                                 source.backbone_conv.kernel.numpy())
   np.testing.assert_array_equal(target.head.kernel.numpy(), head_before)
