@@ -11,21 +11,38 @@ weights: `off` recomputes nothing, `on` recomputes the conv, axial,
 transformer and decoder blocks. Each takes one SGD step on the same batch
 with the same drop-path seed and saves loss, gradients, and weights and
 BatchNorm moving statistics after the step to OUTPUT_DIR/SETTING.npz; also
-the loss under another drop-path seed (drop path must matter). The loss is
-the mean square of every output (cheap to trace; it reaches every
-parameter).
+the loss under another drop-path seed (drop path must matter), the
+gradients without recomputation on the images with 1-2 ulp of noise (their
+float32 conditioning, tests/deeplab2_import/conditioning.py), and the
+forward compute ops (convolutions, einsums, matmuls) of the traced step
+that lie outside the model's forward pass and its plain gradients: the
+recomputed block forwards, counted per name scope. The loss is the mean
+square of every output (cheap to trace; it reaches every parameter).
+
+Run to run the results are exact: op determinism, one intra-op thread,
+seeded initialisers.
 
     python -m tests.model.recompute_check OUTPUT_DIR [SETTING ...]
 """
 
+import collections
 import os
+import re
 import sys
 
 import numpy as np
 import tensorflow as tf
 
+from tests.deeplab2_import import conditioning
+
 _CROP = 33
 _SEEDS = ([3, 5], [4, 9])
+_LEARNING_RATE = 0.1
+_FORWARD_OPS = ('Conv2D', 'DepthwiseConv2dNative', 'Einsum', 'MatMul',
+                'BatchMatMulV2')
+# Name scopes of the ops built by the model's forward pass and by the
+# gradients of ops that were not recomputed.
+_PLAIN_SCOPES = ('cmt_deeplab', 'gradient_tape')
 
 
 def _options(recompute_all: bool):
@@ -66,19 +83,35 @@ def _step_fn(model, optimizer):
   return step
 
 
-def _make_run(setting, strategy, step, images):
+def _make_run(setting, strategy, step):
+  """run(images [2, H, W, 3], seed) -> (loss, gradients); under `mirrored`
+  each replica takes one of the images."""
   if setting != 'mirrored':
-    return tf.function(lambda seed: step(images, seed),
-                       jit_compile=setting == 'xla')
-  inputs = strategy.experimental_distribute_values_from_function(
-      lambda context: images[context.replica_id_in_sync_group][None])
+    return tf.function(step, jit_compile=setting == 'xla')
+
+  def replica_step(images, seed):
+    replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+    return step(tf.gather(images, [replica]), seed)
 
   @tf.function
-  def run(seed):
-    loss, gradients = strategy.run(step, args=(inputs, seed))
+  def run(images, seed):
+    loss, gradients = strategy.run(replica_step, args=(images, seed))
     reduce = lambda x: strategy.reduce('SUM', x, axis=None)
     return reduce(loss), [reduce(g) for g in gradients]
   return run
+
+
+def recomputed_forward_ops(graph) -> collections.Counter:
+  """Forward compute ops of a traced step outside the model's forward pass
+  and its plain gradients, per (op type, top-level name scope): the forwards
+  that tf.recompute_grad runs again in the backward pass, in the scopes of
+  their blocks (`stage5_block1`, `transformer_stage1_block1`, ...)."""
+  counts = collections.Counter()
+  for op in graph.get_operations():
+    scope = re.sub(r'^replica_\d+/', '', op.name).split('/')[0]
+    if op.type in _FORWARD_OPS and scope not in _PLAIN_SCOPES:
+      counts[f'{op.type} {scope}'] += 1
+  return counts
 
 
 def _run(setting: str, strategy):
@@ -89,8 +122,10 @@ def _run(setting: str, strategy):
   from tests.model.loss import toy
   images = tf.random.stateless_uniform((2, _CROP, _CROP, 3), [0, 1],
                                        maxval=255.0)
+  noisy_images = tf.constant(conditioning.with_ulp_noise(images.numpy()))
   results, initial = {}, None
   for name in ('off', 'on'):
+    tf_keras.utils.set_random_seed(7)
     with strategy.scope():
       model = model_builder.build_and_initialise(
           _options(name == 'on'), toy.DATASET, crop_size=_CROP)
@@ -102,12 +137,19 @@ def _run(setting: str, strategy):
       model.set_weights(initial)
       optimizer = tf_keras.optimizers.SGD(0.0)
       optimizer.build(model.trainable_variables)
-    run = _make_run(setting, strategy, _step_fn(model, optimizer), images)
+    run = _make_run(setting, strategy, _step_fn(model, optimizer))
     # Drop path must matter: with learning rate 0, another seed.
-    results[f'{name}_other_seed_loss'] = float(run(tf.constant(_SEEDS[1]))[0])
+    results[f'{name}_other_seed_loss'] = float(
+        run(images, tf.constant(_SEEDS[1]))[0])
+    recomputed = recomputed_forward_ops(run.get_concrete_function(
+        images, tf.constant(_SEEDS[1])).graph)
+    results[f'{name}_recomputed_scopes'] = np.array(
+        sorted(recomputed), dtype=str).reshape([-1])
+    results[f'{name}_recomputed_counts'] = np.array(
+        [recomputed[k] for k in sorted(recomputed)], np.int64)
     model.set_weights(initial)  # Undo the moving-statistics update.
-    optimizer.learning_rate.assign(0.1)
-    loss, gradients = run(tf.constant(_SEEDS[0]))
+    optimizer.learning_rate.assign(_LEARNING_RATE)
+    loss, gradients = run(images, tf.constant(_SEEDS[0]))
     results[f'{name}_loss'] = float(loss)
     for i, g in enumerate(gradients):
       results[f'{name}_grad{i}'] = g.numpy()
@@ -115,12 +157,23 @@ def _run(setting: str, strategy):
       results[f'{name}_weight{i}'] = w
     results[f'{name}_weight_names'] = np.array(
         [w.name for w in model.weights])
+    results[f'{name}_grad_names'] = np.array(
+        [w.name for w in model.trainable_variables])
+    if name == 'off':
+      # The gradients' float32 conditioning: the same step on the images
+      # with 1-2 ulp of noise.
+      model.set_weights(initial)
+      _, gradients = run(noisy_images, tf.constant(_SEEDS[0]))
+      for i, g in enumerate(gradients):
+        results[f'noisy_grad{i}'] = g.numpy()
   for i, w in enumerate(initial):
     results[f'initial_weight{i}'] = w
   return results
 
 
 def main(output_dir: str, settings):
+  tf.config.experimental.enable_op_determinism()
+  tf.config.threading.set_intra_op_parallelism_threads(1)
   cpu = tf.config.list_physical_devices('CPU')[0]
   tf.config.set_logical_device_configuration(
       cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
