@@ -3,9 +3,11 @@
 Given one cropped label map `semantic * divisor + instance` (encoding in
 `cmt.data.panoptic_label`), computes in TensorFlow:
 
-* GT_SEMANTIC: `label // divisor`, the contiguous class (0 = void, also on
-  padding). Crowd pixels keep their thing class here, as in DeepLab2, so the
-  auxiliary semantic loss may use them.
+* GT_SEMANTIC: `label // divisor`, the contiguous class, with 0 (void) on
+  void, padding and crowd pixels: the auxiliary semantic loss ignores crowd
+  as DeepLab2 trains on COCO (its converter's default
+  `treat_crowd_as_ignore` writes crowd as void). Evaluation reads crowd
+  from the stored label instead (`cmt.data.eval_inputs`), as panopticapi.
 * GT_PANOPTIC: the label itself (crowd = thing class with instance 0).
 * GT_CROWD: 1 where the class is a thing and the instance is 0.
 * The K = `max_num_masks` ground-truth masks of the bipartite matching
@@ -21,7 +23,10 @@ Given one cropped label map `semantic * divisor + instance` (encoding in
   - GT_MASK_IS_THING [K]: 1 for thing masks.
 * GT_PIXEL_WEIGHT [H, W]: 1 where GT_MASK_ID >= 0, else 0.
 
-Shapes are static once the label's are.
+Shapes are static once the label's are. GT_PANOPTIC, GT_CROWD and
+GT_PIXEL_WEIGHT describe the crop for the host (tests, inspection); the
+train step reads none of them, so the trainer does not send them to the
+device (`cmt.trainer.trainer.numeric_features`).
 """
 
 import tensorflow as tf
@@ -67,7 +72,7 @@ def compute_targets(label: tf.Tensor, info: dataset_info_lib.DatasetInfo,
   is_thing = tf.cast(tf.gather(thing_table, mask_class), tf.float32) * valid
 
   return {
-      common.GT_SEMANTIC: semantic,
+      common.GT_SEMANTIC: tf.where(crowd, dataset_info_lib.VOID, semantic),
       common.GT_PANOPTIC: label,
       common.GT_CROWD: tf.cast(crowd, tf.float32),
       common.GT_MASK_ID: mask_id,

@@ -10,6 +10,11 @@
 * Auxiliary semantic decoder + head, DeepLab2's (ASPP, two low-level
   fusions; training only; 'auxiliary_semantic' in every variable name so
   parameter counts can exclude it).
+
+Initialisation follows DeepLab2: the last layer of the semantic head
+(`PanopticDeepLabSingleHead.final_conv`) and the class head start from a
+truncated normal with standard deviation 0.01, the usual classifier start,
+so the initial logits are small.
 """
 
 import math
@@ -21,6 +26,12 @@ from cmt.model.layers import aspp
 from cmt.model.layers import norm_act
 
 AUXILIARY_SEMANTIC = 'auxiliary_semantic'
+
+
+def classifier_initializer():
+  """DeepLab2's start for a layer that outputs class logits: truncated
+  normal, standard deviation 0.01."""
+  return tf_keras.initializers.TruncatedNormal(stddev=0.01)
 
 
 class SeparableConv(tf_keras.layers.Layer):
@@ -90,8 +101,7 @@ class CenterHeads(tf_keras.layers.Layer):
     self._mask_feature = norm_act.Dense1DNormAct(
         feature_channels, 'mask_feature_bn_act', norm, activation)
     self._class_head = tf_keras.layers.Dense(
-        num_classes + 1,
-        kernel_initializer=tf_keras.initializers.TruncatedNormal(stddev=0.01),
+        num_classes + 1, kernel_initializer=classifier_initializer(),
         bias_initializer=void_prior_bias(num_classes + 1, void_prior),
         name='class_head')
     self._mask_head = norm_act.Dense1DNormAct(mask_channels, 'mask_head_bn',
@@ -152,7 +162,8 @@ class AuxiliarySemanticHead(tf_keras.layers.Layer):
     self._res2_fuse = SeparableConv(decoder_channels, 'res2_fuse', norm,
                                     activation)
     self._head = SeparableConvHead(channels, num_classes + 1, 'head', norm,
-                                   activation)
+                                   activation,
+                                   output_initializer=classifier_initializer())
 
   def call(self, backbone_output, res3, res2, training=False):
     x = self._aspp(self._activation(backbone_output), training=training)

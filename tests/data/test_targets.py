@@ -48,7 +48,8 @@ def reference_targets(label, max_num_masks):
   valid = np.zeros(max_num_masks)
   valid[:len(kept)] = 1
   return {
-      common.GT_SEMANTIC: semantic, common.GT_PANOPTIC: label,
+      common.GT_SEMANTIC: np.where(crowd, 0, semantic),
+      common.GT_PANOPTIC: label,
       common.GT_CROWD: crowd.astype(float), common.GT_MASK_ID: mask_id,
       common.GT_MASK_CLASS: mask_class, common.GT_MASK_VALID: valid,
       common.GT_MASK_IS_THING: np.array(INFO.thing_mask)[mask_class] * valid,
@@ -78,9 +79,12 @@ def test_hand_checked_values():
                                 [1, 1, 1, 1, 1, 0, 0, 0])
   assert got[common.GT_MASK_ID][3, 0] == 4   # A2
   assert got[common.GT_MASK_ID][1, 4] == 3   # B1
-  # Crowd: class kept in the semantic map, no mask, no weight.
+  # Crowd: void in the semantic map (as DeepLab2 trains on COCO), its class
+  # kept in the panoptic label, no mask, no weight.
   assert got[common.GT_CROWD].sum() == 3
-  assert got[common.GT_SEMANTIC][2, 5] == 2
+  assert got[common.GT_SEMANTIC][2, 5] == 0
+  assert got[common.GT_PANOPTIC][2, 5] == CROWD
+  assert got[common.GT_SEMANTIC][1, 4] == 2  # B1, a non-crowd thing of class 2
   assert got[common.GT_MASK_ID][2, 5] == -1
   assert got[common.GT_PIXEL_WEIGHT][2, 5] == 0
   assert got[common.GT_PIXEL_WEIGHT][2, 3] == 0  # void

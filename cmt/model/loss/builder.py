@@ -47,6 +47,9 @@ _PQStyle = trainer_pb2.PQStyleLossOptions
 LOSS_NAMES = (common.LOSS_PQ_STYLE, common.LOSS_MASK_ID,
               common.LOSS_INSTANCE_DISCRIMINATION, common.LOSS_SEMANTIC,
               common.LOSS_MASK_APPROXIMATION)
+# Every ground-truth feature the loss reads (the mask targets of all matched
+# and discrimination terms, the semantic map of the semantic term).
+GROUND_TRUTH_KEYS = gt_lib.MASK_TARGET_KEYS + (common.GT_SEMANTIC,)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -37,7 +37,8 @@ def semantic_cross_entropy(gt_semantic: tf.Tensor,
   """[B] cross-entropy of the auxiliary semantic head, void ignored.
 
   Args:
-    gt_semantic: [B, H, W] int contiguous classes at crop resolution.
+    gt_semantic: [B, H, W] int contiguous classes at crop resolution, void
+      (0) on crowd pixels too (`cmt.data.targets`), as DeepLab2 trains.
     semantic_logits: [B, h, w, C + 1] on a strided grid of the crop.
   """
   _, height, width, num_classes = semantic_logits.shape

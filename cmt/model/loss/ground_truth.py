@@ -41,6 +41,11 @@ def strided_downsample(labels: tf.Tensor, height: int, width: int,
   return labels[:, ::stride_h, ::stride_w][:, :height, :width]
 
 
+# The ground-truth features `mask_targets` reads.
+MASK_TARGET_KEYS = (common.GT_MASK_ID, common.GT_MASK_CLASS,
+                    common.GT_MASK_VALID, common.GT_MASK_IS_THING)
+
+
 @dataclasses.dataclass(frozen=True)
 class MaskTargets:
   """The K padded ground-truth masks on an h x w grid, pixels flattened.
