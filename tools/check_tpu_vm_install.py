@@ -20,9 +20,10 @@ libtpu and the rest) and takes a few minutes. It
 
 Steps 3 and 4 run with TPU_SKIP_MDS_QUERY=1: without a TPU, tensorflow-tpu's
 TPU runtime otherwise waits minutes for the Cloud metadata server before
-falling back to the CPU. `--tf_prefix` is put before each of those commands
-(e.g. a wrapper that queues for a CPU slot). Exits non-zero on the first
-failed check, naming it.
+falling back to the CPU. With `--tf_prefix` (e.g. a wrapper that queues for
+a CPU slot) they run as one command behind that prefix: this script again
+with `--training_only`, which runs steps 3 and 4 on an existing `--venv`.
+Exits non-zero on the first failed check, naming it.
 """
 
 import argparse
@@ -63,9 +64,9 @@ class CheckError(RuntimeError):
   """A check that failed; the message names it."""
 
 
-def run(command, env=None, prefix=()):
+def run(command, env=None):
   """Runs a command, echoing it, and returns its standard output."""
-  command = [str(c) for c in (*prefix, *command)]
+  command = [str(c) for c in command]
   print('$', shlex.join(command), flush=True)
   result = subprocess.run(command, env=env, capture_output=True, text=True,
                           check=False)
@@ -106,32 +107,32 @@ def check_distributions(venv: pathlib.Path):
     raise CheckError(f'importlib.metadata: {versions}')
 
 
-def check_training(venv: pathlib.Path, work_dir: pathlib.Path, prefix):
+def check_training(venv: pathlib.Path, work_dir: pathlib.Path):
   """Steps 3 and 4: import, synthetic data, 2 training steps on the CPU."""
   env = dict(os.environ, TPU_SKIP_MDS_QUERY='1')
   env.pop('PYTHONPATH', None)
   bin_dir = venv / 'bin'
-  probe = run([bin_dir / 'python', '-c', IMPORT_PROBE], env, prefix)
+  probe = run([bin_dir / 'python', '-c', IMPORT_PROBE], env)
   print(probe.strip())
   if str(venv.resolve()) not in probe:
     raise CheckError(f'TensorFlow was not imported from {venv}')
   data = work_dir / 'synthetic'
   run([bin_dir / 'cmt-synthetic-data', f'--output_dir={data}',
-       '--num_train=8', '--num_val=4', '--image_size=65'], env, prefix)
+       '--num_train=8', '--num_val=4', '--image_size=65'], env)
   for split in ('train', 'val'):
     run([bin_dir / 'cmt-build-data', f'--image_dir={data}/images/{split}',
          f'--panoptic_json={data}/panoptic_{split}.json',
          f'--panoptic_dir={data}/panoptic/{split}',
          f'--categories_json={data}/categories.json',
          f'--output_dir={data}/tfrecords', f'--split_name={split}',
-         '--num_shards=2', '--num_workers=1'], env, prefix)
+         '--num_shards=2', '--num_workers=1'], env)
   model_dir = work_dir / 'run'
   run([bin_dir / 'cmt-train', f'--config_file={CONFIG}', '--mode=train',
        f'--model_dir={model_dir}',
        f'--param=TRAIN_SET={data}/tfrecords/train-*',
        f'--param=VAL_SET={data}/tfrecords/val-*',
        f'--param=CATEGORIES_JSON={data}/categories.json',
-       *[f'--override={o}' for o in TWO_STEPS]], env, prefix)
+       *[f'--override={o}' for o in TWO_STEPS]], env)
   checkpoints = sorted(p.name for p in model_dir.glob('ckpt-*.index'))
   print('checkpoints:', checkpoints)
   if 'ckpt-2.index' not in checkpoints:
@@ -148,15 +149,24 @@ def main() -> int:
                       default=pathlib.Path(tempfile.gettempdir())
                       / 'cmt_tpu_check')
   parser.add_argument('--tf_prefix', default='',
-                      help='command put before each TensorFlow step')
+                      help='command put before the TensorFlow steps')
+  parser.add_argument('--training_only', action='store_true',
+                      help='steps 3 and 4 only, on an existing --venv')
   args = parser.parse_args()
-  for path in (args.venv, args.work_dir):
+  new_paths = [args.work_dir] + ([] if args.training_only else [args.venv])
+  for path in new_paths:
     if path.exists():
       parser.error(f'{path}: exists; give a new path')
   try:
-    install(args.venv)
-    check_distributions(args.venv)
-    check_training(args.venv, args.work_dir, shlex.split(args.tf_prefix))
+    if not args.training_only:
+      install(args.venv)
+      check_distributions(args.venv)
+    if args.tf_prefix and not args.training_only:
+      print(run([*shlex.split(args.tf_prefix), sys.executable, __file__,
+                 '--training_only', f'--venv={args.venv}',
+                 f'--work_dir={args.work_dir}']).strip())
+      return 0
+    check_training(args.venv, args.work_dir)
   except CheckError as error:
     print(f'check_tpu_vm_install: FAILED: {error}', file=sys.stderr)
     return 1
