@@ -4,11 +4,14 @@ devices laid out as a pod (4 simulated hosts x 2 replicas,
 `standins.simulated_hosts`).
 
 Each config keeps its evaluation settings (`eval_dataset_options` but the
-records read, and `evaluator_options`), its crop, precision and switches;
-the model is narrowed (`tests.model.helpers.TINY`, one block per decoder
-stage) and starts from random weights. Configs with the same evaluation
-settings share one run, with the model of the first of them. Writes
-OUTPUT_JSON: {config path: the metrics of its run's evaluation}.
+records read, and `evaluator_options`) and its switches; the model is
+narrowed (`tests.model.helpers.TINY`, one block per decoder stage) and
+starts from random weights, and for this CPU the evaluation crop and resize
+range shrink to CROP and the precision is float32 (`shrink_for_cpu`; 8
+replicas at 641 to 1281 in bfloat16 take many minutes here).
+Configs with the same evaluation settings share one run, with the model of
+the first of them. Writes OUTPUT_JSON: {config path: the metrics of its
+run's evaluation}.
 
     python -m tests.trainer.eval_configs_check OUTPUT_JSON VAL_SET CONFIG...
 """
@@ -20,7 +23,10 @@ import tempfile
 
 import tensorflow as tf
 
+from cmt.protos import trainer_pb2
+
 HOSTS, REPLICAS_PER_HOST = 4, 2
+CROP = 65  # output_stride * k + 1 at output stride 16
 
 
 def load_tiny(path: str, val_set: str):
@@ -38,6 +44,16 @@ def load_tiny(path: str, val_set: str):
   for stage in options.model_options.decoder.transformer_stages:
     stage.num_blocks = 1
   return options
+
+
+def shrink_for_cpu(options):
+  """The crop and resize range to CROP; float32 (bfloat16 is the TPU's
+  precision, emulated and slow on this CPU)."""
+  dataset = options.eval_dataset_options
+  dataset.crop_size[:] = [CROP, CROP]
+  dataset.min_resize_value = dataset.max_resize_value = CROP
+  options.trainer_options.solver_options.precision = (
+      trainer_pb2.SolverOptions.FLOAT32)
 
 
 def evaluation_key(options) -> bytes:
@@ -69,6 +85,7 @@ def main(output_json: str, val_set: str, paths):
   with tempfile.TemporaryDirectory() as model_dirs:
     for index, members in enumerate(groups.values()):
       options = members[0][1]
+      shrink_for_cpu(options)
       tf_keras.backend.clear_session()
       with train_lib.precision_policy(options.trainer_options.solver_options):
         run = train_lib.build_run('eval', options,
@@ -78,7 +95,8 @@ def main(output_json: str, val_set: str, paths):
       for path, _ in members:
         results[path] = run.evaluator.last_result
       print(f'{len(members)} config(s) like {members[0][0]}: '
-            f'{run.evaluator.last_result["num_images"]} images', flush=True)
+            f'{run.evaluator.last_result["num_images"]} images',
+            file=sys.stderr, flush=True)
   with open(output_json, 'w', encoding='utf-8') as f:
     json.dump(results, f)
 
