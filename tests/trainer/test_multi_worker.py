@@ -1,5 +1,6 @@
-"""Two worker processes on 127.0.0.1 train in sync; the chief checkpoints
-and evaluates the whole evaluation set."""
+"""Two worker processes on 127.0.0.1 train in sync on seeded input, stop and
+resume in sync; the chief checkpoints and evaluates the whole evaluation
+set."""
 
 import json
 import os
@@ -65,6 +66,7 @@ def test_two_workers_train_in_sync_and_chief_checkpoints(tmp_path):
     stdout.close()
     stderr.close()
     assert process.returncode == 0, err[-3000:]
+    assert 'resuming after step 2' in out + err, (out + err)[-3000:]
     line = [l for l in out.splitlines() if l.startswith('RESULT ')][-1]
     results.append(line.split()[1:])
   for strategy_name, replicas, step, _, evaluated in results:
