@@ -3,9 +3,11 @@
 Resume is `tf.train.CheckpointManager` over {model, optimizer}; the
 optimiser carries the step (`iterations`), its slots and therefore the
 learning-rate schedule position. When the training data has a `seed`
-(deterministic input), the input iterator is checkpointed too (with its
-shuffle buffer; not on TPU), so a resumed run sees the batches the
-uninterrupted run would have seen and continues exactly.
+(deterministic input) and runs on one device, the input iterator is
+checkpointed too (with its shuffle buffer), so a resumed run sees the
+batches the uninterrupted run would have seen and continues exactly; a
+distributed iterator cannot be checkpointed, and there `train_lib` skips the
+examples already used instead.
 
 A warm start reads another run's checkpoint (`model_options.
 initial_checkpoint`) variable by variable: the checkpoint's object graph is

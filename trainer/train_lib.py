@@ -39,6 +39,9 @@ class Builders:
   build_dataset: Callable
   post_process: Optional[Callable] = None
   make_panoptic_evaluator: Optional[Callable] = None
+  # build_dataset(options, info, is_training, input_context, [skip_examples]):
+  # skip_examples is passed only to resume seeded input on a strategy whose
+  # input iterator cannot be checkpointed.
   # Evaluation inputs (`cmt.data.eval_inputs`): the device dataset
   # (options, info, input_context) and the host-only examples (options,
   # info) in the same order.
@@ -164,7 +167,8 @@ def build_run(mode: str, options: config_pb2.ExperimentOptions,
   work_dir = _worker_dir(model_dir, strategy)
   manager = _build_checkpoint_manager(options, dataset_info, builders,
                                       strategy, model, optimizer,
-                                      train_iterator, work_dir, trains)
+                                      train_iterator, work_dir, trains,
+                                      chief_dir=model_dir)
   evaluator = None
   if mode != 'train':
     evaluator = _build_evaluator(options, builders, strategy, model,
@@ -205,29 +209,80 @@ def _build_model_and_optimizer(options, dataset_options, dataset_info,
 def _build_trainer(options, dataset_info, builders: Builders, strategy,
                    model, optimizer, jit_compile, print_fn):
   """(trainer, its progress action, the input iterator to checkpoint or
-  None): the iterator is saved when the input is seeded, except on TPU."""
-  train_data = strategy.distribute_datasets_from_function(
-      lambda context: builders.build_dataset(
-          options.train_dataset_options, dataset_info, is_training=True,
-          input_context=context).map(trainer_lib.numeric_features))
+  None).
+
+  Seeded input keeps its position across a resume. On one device the input
+  iterator is checkpointed (with its shuffle buffer). A distributed iterator
+  cannot be, so there the input is built when training starts and skips the
+  examples of the steps already done (`skip_examples` of `build_dataset`):
+  the same stream, at the cost of reading those records again.
+  """
+  dataset_options = options.train_dataset_options
+  global_batch = dataset_options.batch_size
+  strategy_lib.per_replica_batch(strategy, global_batch,
+                                 'train_dataset_options.batch_size')
+
+  def distributed_dataset(done_steps: int = 0):
+    def dataset_fn(context):
+      skip = {}
+      if done_steps:  # each input pipeline took its share of every batch
+        skip['skip_examples'] = (done_steps * global_batch //
+                                 context.num_input_pipelines)
+      return builders.build_dataset(
+          dataset_options, dataset_info, is_training=True,
+          input_context=context, **skip).map(trainer_lib.numeric_features)
+    return strategy.distribute_datasets_from_function(dataset_fn)
+
+  seeded = bool(dataset_options.seed)
+  checkpointed = seeded and _iterator_checkpointable(strategy)
+  if seeded and not checkpointed:
+    logging.info('Seeded input under %s: its iterator cannot be '
+                 'checkpointed; a resumed run skips the examples of the steps '
+                 'done instead', type(strategy).__name__)
+    train_data = _InputFromStep(distributed_dataset, optimizer.iterations)
+  else:
+    train_data = distributed_dataset()
   loss_fn = builders.build_loss(options, dataset_info)
   trainer = trainer_lib.CMTTrainer(options, strategy, model, loss_fn,
                                    optimizer, train_data, jit_compile)
   progress = trainer_lib.ProgressLine(
       trainer, options.trainer_options.solver_options.training_number_of_steps,
-      options.train_dataset_options.batch_size, print_fn)
-  train_iterator = None
-  if options.train_dataset_options.seed and not (
-      strategy_lib.is_tpu_strategy(strategy)):
-    train_iterator = trainer.make_train_iterator()
+      global_batch, print_fn)
+  train_iterator = trainer.make_train_iterator() if checkpointed else None
   return trainer, [progress], train_iterator
+
+
+def _iterator_checkpointable(strategy) -> bool:
+  """Only the default (one-device) strategy's input iterator is trackable;
+  MirroredStrategy's, MultiWorkerMirroredStrategy's and TPUStrategy's are
+  not."""
+  return (not tf.distribute.has_strategy() and
+          strategy is tf.distribute.get_strategy())
+
+
+class _InputFromStep:
+  """A seeded training input built when the trainer first iterates it (after
+  the checkpoint restore), from the example the restored step reached."""
+
+  def __init__(self, distributed_dataset: Callable, step: tf.Variable):
+    self._distributed_dataset = distributed_dataset
+    self._step = step
+
+  def __iter__(self):
+    done_steps = int(self._step.numpy())
+    if done_steps:
+      logging.info('Seeded input: resuming after step %d (skipping the '
+                   'examples it used)', done_steps)
+    return iter(self._distributed_dataset(done_steps))
 
 
 def _build_checkpoint_manager(options, dataset_info, builders: Builders,
                               strategy, model, optimizer, train_iterator,
-                              work_dir: str, trains: bool):
-  """The manager of `work_dir`'s checkpoints; without one yet, it warm
-  starts from `model_options.initial_checkpoint` (ours or DeepLab2's)."""
+                              work_dir: str, trains: bool, chief_dir: str):
+  """The manager of `work_dir`'s checkpoints; without one yet, a worker other
+  than the chief restores the chief's latest (in `chief_dir`: its own are
+  thrown away), and otherwise it warm starts from
+  `model_options.initial_checkpoint` (ours or DeepLab2's)."""
   with strategy.scope():
     checkpoint = checkpoints.build_checkpoint(model, optimizer, train_iterator)
   init_fn = None
@@ -246,6 +301,8 @@ def _build_checkpoint_manager(options, dataset_info, builders: Builders,
           model_options.restore_scope,
           builders.pretrained_variables(model, model_options),
           foreign=from_deeplab2)
+  if not _is_chief(strategy):
+    init_fn = _restore_chief_checkpoint(checkpoint, chief_dir, init_fn)
   if trains and _is_chief(strategy):
     checkpoints.remove_unfinished_saves(work_dir)
   trainer_options = options.trainer_options
@@ -253,6 +310,19 @@ def _build_checkpoint_manager(options, dataset_info, builders: Builders,
       checkpoint, work_dir, optimizer.iterations,
       trainer_options.save_checkpoints_steps,
       trainer_options.num_checkpoints_to_keep, init_fn=init_fn)
+
+
+def _restore_chief_checkpoint(checkpoint, chief_dir: str, otherwise):
+  """init_fn restoring the chief's latest checkpoint, so every worker resumes
+  at the same step; `otherwise` (or nothing) when there is none."""
+  def init_fn():
+    latest = tf.train.latest_checkpoint(chief_dir)
+    if latest:
+      checkpoint.restore(latest)
+      logging.info('restored the chief\'s checkpoint %s', latest)
+    elif otherwise is not None:
+      otherwise()
+  return init_fn
 
 
 def _build_evaluator(options, builders: Builders, strategy, model, optimizer,

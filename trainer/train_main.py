@@ -32,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help='checkpoints, TensorBoard events (train/, eval/) '
                       'and eval/metrics.json go here; a GCS path on Cloud TPU')
   parser.add_argument('--master', default='',
-                      help='TPU name or grpc:// address; empty: no TPU')
+                      help="TPU name or grpc:// address; 'local': this TPU "
+                      "VM's TPU; 'cpu': no TPU even where one is visible; "
+                      'empty: no TPU (refused where a TPU is visible)')
   parser.add_argument('--num_gpus', type=int, default=0,
                       help='GPUs to mirror over (>= 2 to mirror)')
   parser.add_argument('--param', action='append', default=[],
@@ -63,6 +65,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   _log_progress_to_stdout()
   _print_orbit_messages_once()
   strategy = strategy_lib.create_strategy(args.master, args.num_gpus)
+  train_batch = None
+  if args.mode in ('train', 'train_and_eval'):
+    train_batch = options.train_dataset_options.batch_size
+    strategy_lib.per_replica_batch(strategy, train_batch,
+                                   'train_dataset_options.batch_size')
+  logging.info('%s', strategy_lib.describe(strategy, train_batch))
   try:
     train_lib.run_experiment(args.mode, options, args.model_dir, strategy,
                              config_file=args.config_file)

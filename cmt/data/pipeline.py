@@ -1,7 +1,7 @@
 """The `tf.data` input pipeline: TFRecords -> batches of images and targets.
 
     build_dataset(dataset_options, dataset_info, is_training,
-                  input_context=None) -> tf.data.Dataset
+                  input_context=None, skip_examples=0) -> tf.data.Dataset
 
 Each element is a dict keyed by `cmt.common` constants (shapes per replica
 batch B, crop H x W, K = max_num_masks):
@@ -13,11 +13,13 @@ batch B, crop H x W, K = max_num_masks):
   IMAGE_SIZE, ORIGINAL_IMAGE_SIZE [B, 2] int32; IMAGE_NAME [B] string.
 (targets: `cmt.data.targets`).
 
-Training (`is_training=True`): files and records shuffled, repeated forever;
-per image: decode, resize to [min_resize_value, max_resize_value], random
-scale (`augmentations`), pad with the mean at a random place to at least the
-crop, random crop to `crop_size`, random flip (`flip_probability`); batched
-with `drop_remainder=True`, so every shape is static. IMAGE_SIZE is the size
+Training (`is_training=True`): epoch after epoch, each a fresh shuffle of
+this input pipeline's share of the files and of its records (so an epoch
+holds every record of the share once); per image: decode, resize to
+[min_resize_value, max_resize_value], random scale (`augmentations`), pad
+with the mean at a random place to at least the crop, random crop to
+`crop_size`, random flip (`flip_probability`); batched with
+`drop_remainder=True`, so every shape is static. IMAGE_SIZE is the size
 after resizing and random scaling, before padding and cropping.
 
 Evaluation (`is_training=False`; `cmt-train` evaluates with the device /
@@ -29,20 +31,28 @@ resized back to ORIGINAL_IMAGE_SIZE match the stored annotation. The last
 batch may be partial (every image is evaluated), so only the batch
 dimension is dynamic.
 
-Determinism: with `seed` != 0 the order (file and record shuffles) and every
-random augmentation are fixed by the seed: each example draws from a
-stateless seed (seed, replica, example index), so parallel maps cannot
-change results. `seed` = 0 draws a fresh seed and, for training, allows
-non-deterministic order for speed; evaluation always keeps file order.
+Determinism: with `seed` != 0 the order (file and record shuffles of every
+epoch) and every random augmentation are fixed by the seed: each example
+draws from a stateless seed (seed, input pipeline, example index), so
+parallel maps cannot change results, and `skip_examples` = k gives exactly
+the stream from its k-th example on (a resumed run whose input iterator
+could not be checkpointed; costs reading, not decoding, at most two epochs
+of the pipeline's records). `seed` = 0 draws a fresh seed and, for
+training, allows non-deterministic order for speed; evaluation always keeps
+file order.
 
-With an `input_context`, files (or, when there are fewer files than input
-pipelines, records) are sharded across pipelines and the batch is
+With an `input_context` (one input pipeline per host), the files are
+shared out by `pipeline_share`: disjoint, the same number of records per
+pipeline, whole files when the pipeline count divides the file count, else
+files split by record. The batch is
 `input_context.get_per_replica_batch_size(batch_size)`.
 """
 
+import math
 import random
 from typing import Optional
 
+from absl import logging
 import tensorflow as tf
 
 from cmt import common
@@ -148,10 +158,107 @@ def make_example_fn(options, info: dataset_info_lib.DatasetInfo,
   return example_fn
 
 
+def pipeline_share(files: list[str], num_pipelines: int, pipeline_id: int
+                   ) -> tuple[list[tuple[str, int, int]], int]:
+  """Input pipeline `pipeline_id`'s share of the sorted `files`: a list of
+  (file, first part, end part) and the number of parts q per file.
+
+  With F files and N pipelines, g = gcd(F, N): each file is cut by record
+  into q = N / g parts (record i of a file is in part i mod q) and the F q
+  parts, in file order, are dealt out in runs of F / g. The shares are
+  disjoint and cover every record; each holds F / g parts (so the same
+  number of records, up to 2 (q - 1) where files end); a pipeline reads at
+  most F / N + 2 files, and F / N whole ones when N divides F (q = 1).
+  """
+  divisor = math.gcd(len(files), num_pipelines)
+  parts = num_pipelines // divisor
+  run = len(files) // divisor
+  begin, end = pipeline_id * run, (pipeline_id + 1) * run
+  share = []
+  for index in range(begin // parts, (end - 1) // parts + 1):
+    first = max(begin, index * parts) - index * parts
+    last = min(end, (index + 1) * parts) - index * parts
+    share.append((files[index], first, last))
+  return share, parts
+
+
+def _share_records(files, firsts, ends, parts: int, cycle: int = 1,
+                   deterministic: bool = True) -> tf.data.Dataset:
+  """The serialized records of the (file, first, end) parts: `cycle` files
+  read at a time (1: in order)."""
+  def read(file, first, end):
+    records = tf.data.TFRecordDataset(file)
+    if parts == 1:
+      return records
+    in_share = lambda i, _: (i % parts >= first) & (i % parts < end)
+    return records.enumerate().filter(in_share).map(lambda _, r: r)
+
+  cycle = min(cycle, int(files.shape[0]))
+  return tf.data.Dataset.from_tensor_slices((files, firsts, ends)).interleave(
+      read, cycle_length=cycle, num_parallel_calls=_AUTOTUNE,
+      deterministic=deterministic)
+
+
+def _share_tensors(share):
+  """(files, first parts, end parts) of a share as string / int64 tensors."""
+  files, firsts, ends = zip(*share)
+  return (tf.constant(files), tf.constant(firsts, tf.int64),
+          tf.constant(ends, tf.int64))
+
+
+def _training_records(share, parts: int, seed: int, shuffle_buffer: int,
+                      deterministic: bool, skip: int) -> tf.data.Dataset:
+  """Serialized records, epoch after epoch from example `skip` on: epoch e
+  shuffles the share's parts and its records with seeds of (seed, e)."""
+  files, firsts, ends = _share_tensors(share)
+
+  def epoch(index):
+    order = tf.random.experimental.stateless_shuffle(
+        tf.range(len(share)), seed=tf.stack([tf.constant(seed, tf.int64),
+                                             index]))
+    records = _share_records(tf.gather(files, order), tf.gather(firsts, order),
+                             tf.gather(ends, order), parts,
+                             _INTERLEAVE_CYCLE, deterministic)
+    record_seed = tf.random.stateless_uniform(
+        [], tf.stack([tf.constant(seed, tf.int64), index]), minval=1,
+        maxval=2**62, dtype=tf.int64)
+    return records.shuffle(shuffle_buffer, seed=record_seed)
+
+  first_epoch = within = 0
+  if skip:
+    epoch_size = int(_share_records(files, firsts, ends, parts).reduce(
+        tf.constant(0, tf.int64), lambda count, _: count + 1))
+    if not epoch_size:
+      raise _option_error('file_pattern', 'this input pipeline\'s share of '
+                          'the files holds no record')
+    first_epoch, within = divmod(skip, epoch_size)
+  return tf.data.Dataset.counter(first_epoch).flat_map(epoch).skip(within)
+
+
+def _require_records(share, parts: int, num_pipelines: int):
+  """A training share of record parts must hold a record (its epochs must
+  not be empty)."""
+  if parts > 1 and not any(
+      next(iter(tf.data.TFRecordDataset(f).skip(first).take(1)), None)
+      is not None for f, first, _ in share):
+    raise _option_error('file_pattern', f'too few records for '
+                        f'{num_pipelines} input pipelines: one of them gets '
+                        'none')
+
+
+def _log_split_files(num_files: int, num_pipelines: int, parts: int):
+  logging.info(
+      'Input: %d TFRecord files over %d input pipelines: each file is split '
+      'by record into %d parts so every pipeline reads an equal, disjoint '
+      'share; a file count that is a multiple of %d (cmt-build-data '
+      '--num_shards) lets each read whole files', num_files, num_pipelines,
+      parts, num_pipelines)
+
+
 def build_dataset(dataset_options, dataset_info: dataset_info_lib.DatasetInfo,
                   is_training: bool,
-                  input_context: Optional[tf.distribute.InputContext] = None
-                  ) -> tf.data.Dataset:
+                  input_context: Optional[tf.distribute.InputContext] = None,
+                  skip_examples: int = 0) -> tf.data.Dataset:
   """The input pipeline of the module docstring."""
   validate_options(dataset_options, is_training)
   files = list_files(dataset_options)
@@ -160,36 +267,28 @@ def build_dataset(dataset_options, dataset_info: dataset_info_lib.DatasetInfo,
   # unless seeded.
   deterministic = seed != 0 or not is_training
   base_seed = seed if seed else random.SystemRandom().randrange(1, 2**31)
+  if skip_examples and not (seed and is_training):
+    raise ValueError('skip_examples needs seeded training input')
   batch_size = dataset_options.batch_size
   num_pipelines, pipeline_id = 1, 0
   if input_context is not None:
     batch_size = input_context.get_per_replica_batch_size(batch_size)
     num_pipelines = input_context.num_input_pipelines
     pipeline_id = input_context.input_pipeline_id
-  shard_files = len(files) >= num_pipelines
-
-  dataset = tf.data.Dataset.from_tensor_slices(files)
-  if shard_files and num_pipelines > 1:
-    dataset = dataset.shard(num_pipelines, pipeline_id)
+  share, parts = pipeline_share(files, num_pipelines, pipeline_id)
   if is_training:
-    dataset = dataset.shuffle(len(files), seed=seed or None,
-                              reshuffle_each_iteration=True)
-    dataset = dataset.repeat()
-    dataset = dataset.interleave(
-        tf.data.TFRecordDataset, cycle_length=min(_INTERLEAVE_CYCLE,
-                                                  len(files)),
-        num_parallel_calls=_AUTOTUNE, deterministic=deterministic)
+    _require_records(share, parts, num_pipelines)
+  if parts > 1 and pipeline_id == 0:
+    _log_split_files(len(files), num_pipelines, parts)
+
+  if is_training:
+    dataset = _training_records(share, parts, base_seed,
+                                dataset_options.shuffle_buffer_size,
+                                deterministic, skip_examples)
   else:
-    dataset = dataset.flat_map(tf.data.TFRecordDataset)
-  if not shard_files and num_pipelines > 1:
-    dataset = dataset.shard(num_pipelines, pipeline_id)
-  if is_training:
-    dataset = dataset.shuffle(dataset_options.shuffle_buffer_size,
-                              seed=seed or None,
-                              reshuffle_each_iteration=True)
-
-  # A stateless seed per example: (base seed + replica, example index).
-  dataset = dataset.enumerate()
+    dataset = _share_records(*_share_tensors(share), parts)
+  # A stateless seed per example: (base seed + pipeline, example index).
+  dataset = dataset.enumerate(start=skip_examples)
   replica_seed = base_seed + 7919 * pipeline_id
   example_fn = make_example_fn(dataset_options, dataset_info, is_training)
   dataset = dataset.map(

@@ -1,6 +1,9 @@
 """The tf.data pipeline: static shapes, determinism, geometry, sharding."""
 
+import io
+
 import numpy as np
+from PIL import Image
 import pytest
 import tensorflow as tf
 
@@ -173,8 +176,11 @@ def test_sharding_and_per_replica_batch(synthetic_dataset, split,
     names.append([n for b in batches for n in b[common.IMAGE_NAME]])
   everything = [n for shard in names for n in shard]
   assert len(everything) == len(set(everything)) == num_images
+  first = tf.distribute.InputContext(
+      num_input_pipelines=num_pipelines, input_pipeline_id=0,
+      num_replicas_in_sync=num_pipelines)
   train = pipeline.build_dataset(options, synthetic_dataset['info'], True,
-                                 context)
+                                 first)
   assert train.element_spec[common.IMAGE].shape[0] == 2
 
 
@@ -202,3 +208,109 @@ def test_bad_augmentation_names_the_field(synthetic_dataset):
   options.augmentations.flip_probability = 1.5
   with pytest.raises(ValueError, match='augmentations.flip_probability'):
     pipeline.build_dataset(options, synthetic_dataset['info'], True)
+
+
+def _write_pod_records(folder, num_files, per_file, size=21):
+  """`num_files` TFRecord files of `per_file` tiny examples; their names."""
+  rng = np.random.default_rng(0)
+  label = np.zeros((size, size), np.int32)
+  names = []
+  for f in range(num_files):
+    path = folder / f'pod-{f:05d}-of-{num_files:05d}.tfrecord'
+    with tf.io.TFRecordWriter(str(path)) as writer:
+      for r in range(per_file):
+        encoded = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), np.uint8)).save(
+            encoded, 'PNG')
+        names.append(f'f{f}r{r}')
+        writer.write(tfrecord_format.encode_example(
+            encoded.getvalue(), 'png', names[-1], label))
+  return names
+
+
+def _pod_options(data, folder, **fields):
+  defaults = {'batch_size': 8, 'crop_size': [17, 17], 'max_num_masks': 2,
+              'seed': 5, 'shuffle_buffer_size': 64}
+  return dataset_pb2.DatasetOptions(
+      categories_json=data['categories_json'],
+      file_pattern=[str(folder / 'pod-*')], **{**defaults, **fields})
+
+
+def _names(dataset, count):
+  return [n.decode() for batch in dataset.take(count)
+          for n in batch[common.IMAGE_NAME].numpy()]
+
+
+@pytest.mark.parametrize('num_files, per_file, parts', [(10, 4, 4),
+                                                        (3, 8, 8)])
+def test_8_hosts_read_disjoint_equal_shares_record_by_record(
+    synthetic_dataset, tmp_path, monkeypatch, num_files, per_file, parts):
+  """Each of 8 simulated hosts (input pipelines) emits, epoch after epoch,
+  its own records once each: together every record once, no host more than
+  another (10 files: each split in 4; 3 files: in 8, said once)."""
+  names = _write_pod_records(tmp_path, num_files, per_file)
+  options = _pod_options(synthetic_dataset, tmp_path)
+  logged = []
+  monkeypatch.setattr(pipeline, '_log_split_files',
+                      lambda *args: logged.append(args))
+  epochs, shares = 3, []
+  for host in range(8):
+    context = tf.distribute.InputContext(
+        num_input_pipelines=8, input_pipeline_id=host, num_replicas_in_sync=8)
+    dataset = pipeline.build_dataset(options, synthetic_dataset['info'], True,
+                                     context)
+    assert dataset.element_spec[common.IMAGE].shape[0] == 1
+    stream = _names(dataset, epochs * len(names) // 8)
+    share = set(stream)
+    assert len(stream) == epochs * len(share)
+    for epoch in range(epochs):
+      one = stream[epoch * len(share):(epoch + 1) * len(share)]
+      assert sorted(one) == sorted(share), (host, epoch, stream)
+      assert all(a != b for a, b in zip(one, one[1:])), (host, one)
+    assert stream[:len(share)] != stream[len(share):2 * len(share)]
+    shares.append(share)
+  assert sorted(n for share in shares for n in share) == sorted(names)
+  assert {len(share) for share in shares} == {len(names) // 8}
+  assert logged == [(num_files, 8, parts)]
+
+
+def test_whole_files_per_host_when_the_hosts_divide_the_files():
+  files = [f'f{i}' for i in range(16)]
+  for host in range(8):
+    share, parts = pipeline.pipeline_share(files, 8, host)
+    assert parts == 1
+    assert share == [(files[2 * host], 0, 1), (files[2 * host + 1], 0, 1)]
+  # 1000 files (DeepLab2's COCO train) on 64 hosts: 8 parts per file, no
+  # host opens more than 1000 / 64 + 2 files.
+  shares = [pipeline.pipeline_share(list(range(1000)), 64, host)
+            for host in range(64)]
+  assert {parts for _, parts in shares} == {8}
+  assert max(len(share) for share, _ in shares) <= 17
+  covered = sorted((f, p) for share, _ in shares for f, first, end in share
+                   for p in range(first, end))
+  assert covered == [(f, p) for f in range(1000) for p in range(8)]
+
+
+@pytest.mark.parametrize('hosts, skip', [(1, 30), (8, 7)])
+def test_seeded_stream_resumes_exactly_after_skip(synthetic_dataset, tmp_path,
+                                                  hosts, skip):
+  """`skip_examples` = k continues the seeded stream at its k-th example
+  (across epoch boundaries), crops and all."""
+  _write_pod_records(tmp_path, 3, 8)
+  options = _pod_options(synthetic_dataset, tmp_path, batch_size=hosts)
+  context = tf.distribute.InputContext(
+      num_input_pipelines=hosts, input_pipeline_id=hosts - 1,
+      num_replicas_in_sync=hosts)
+
+  def stream(skip_examples, count):
+    dataset = pipeline.build_dataset(options, synthetic_dataset['info'], True,
+                                     context, skip_examples=skip_examples)
+    return _take(dataset, count)
+
+  whole, resumed = stream(0, skip + 5), stream(skip, 5)
+  for a, b in zip(whole[skip:], resumed):
+    for key in a:
+      np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+  assert any(not np.array_equal(whole[i][common.IMAGE],
+                                whole[i + 1][common.IMAGE])
+             for i in range(skip, skip + 4))

@@ -1,8 +1,9 @@
 """MultiWorkerMirroredStrategy on loopback: `run_cluster` starts worker
 processes on 127.0.0.1 with their TF_CONFIG; run as a module, this file is
-the body of the multi-worker training test: one worker trains and
-evaluates the stand-in model and prints the sum of its final weights (equal
-on every worker when in sync) and how many images it evaluated.
+the body of the multi-worker training test: one worker trains the stand-in
+model on seeded input for half the steps, stops, then resumes, trains the
+rest and evaluates; it prints the sum of its final weights (equal on every
+worker when in sync) and how many images it evaluated.
 
     TF_CONFIG=... python -m tests.trainer.multi_worker_check MODEL_DIR STEPS
 """
@@ -35,7 +36,8 @@ def _free_ports(count):
 def run_cluster(argv, log_dir: pathlib.Path, num_workers: int = 2,
                 timeout: float = 240) -> list:
   """Runs `python argv...` as each worker of a loopback cluster (CPU only)
-  and returns their standard outputs; fails with a worker's stderr."""
+  and returns each one's standard output followed by its standard error
+  (the log); fails with a worker's stderr."""
   workers = [f'127.0.0.1:{port}' for port in _free_ports(num_workers)]
   processes, logs = [], []
   for index in range(num_workers):
@@ -67,18 +69,26 @@ def run_cluster(argv, log_dir: pathlib.Path, num_workers: int = 2,
     stdout.close()
     stderr.close()
     assert process.returncode == 0, err[-3000:]
-    outputs.append(out)
+    outputs.append(out + err)
   return outputs
 
 
 def main(model_dir: str, steps: int):
   # pylint: disable=g-import-not-at-top
+  from absl import logging
   from cmt.trainer import strategy as strategy_lib
   from cmt.trainer import train_lib
   from tests.trainer import standins
+  logging.set_verbosity(logging.INFO)
   strategy = strategy_lib.create_strategy()
-  options = standins.options(steps=steps, batch=8, optimizer='ADAM')
+  options = standins.options(steps=steps // 2, batch=8, optimizer='ADAM',
+                             seed=3)
   options.evaluator_options.eval_steps = 0  # the whole set
+  train_lib.run_experiment('train', options, model_dir, strategy,
+                           standins.builders())
+  # A new run in the same model_dir: every worker resumes at the chief's
+  # last step, and the seeded input skips the examples already used.
+  options.trainer_options.solver_options.training_number_of_steps = steps
   run = train_lib.run_experiment('train_and_eval', options, model_dir,
                                  strategy, standins.builders())
   checksum = sum(float(np.sum(w, dtype=np.float64))

@@ -89,8 +89,9 @@ def _examples():
 
 
 def build_dataset(dataset_options, info, is_training, input_context=None,
-                  nan_batch=None):
-  """Fixed examples, in order; `nan_batch`: that batch's images are NaN."""
+                  skip_examples=0, nan_batch=None):
+  """Fixed examples, in order, from the `skip_examples`-th of this input
+  pipeline on; `nan_batch`: that batch's images are NaN."""
   del info
   batch = dataset_options.batch_size
   examples = _examples()
@@ -102,7 +103,7 @@ def build_dataset(dataset_options, info, is_training, input_context=None,
     data = data.shard(input_context.num_input_pipelines,
                       input_context.input_pipeline_id)
   if is_training:
-    data = data.repeat()
+    data = data.repeat().skip(skip_examples)
   return data.batch(batch, drop_remainder=is_training)
 
 

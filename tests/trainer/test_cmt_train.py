@@ -44,6 +44,9 @@ def test_cmt_train_trains_then_resumes_and_evaluates(tmp_path,
   assert _events(model_dir / 'train')
   first_output = capsys.readouterr().out
   assert 'step 2/2 | loss ' in first_output
+  assert ('Strategy DefaultDistributionStrategy: 1 replica(s), 1 host(s) '
+          '(input pipelines); training batch 4 global, 4 per replica'
+          in first_output), first_output
 
   # Second invocation: resumes at step 2, trains to 4, then evaluates.
   assert train_main.main(
@@ -139,3 +142,40 @@ def test_one_mixed_bfloat16_step_of_cmt_deeplab_has_a_finite_loss(
   total = output[f'losses/{common.LOSS_TOTAL}']
   assert total.dtype == tf.float32
   assert np.isfinite(total.numpy()), output
+
+
+def _one_error_line(err):
+  lines = err.strip().splitlines()
+  assert len(lines) == 1, err
+  assert lines[0].startswith('cmt-train: error: ')
+  return lines[0]
+
+
+def test_cmt_train_refuses_a_missing_master_where_a_tpu_is_visible(
+    tmp_path, synthetic_records, capsys, monkeypatch):
+  monkeypatch.setenv('TPU_NAME', 'my-tpu')  # what `visible_tpu` reads
+  assert train_main.main([f'--config_file={DEMO_CONFIG}',
+                          f'--model_dir={tmp_path / "run"}',
+                          *param_flags(synthetic_records)]) == 1
+  line = _one_error_line(capsys.readouterr().err)
+  assert 'TPU_NAME=my-tpu' in line and '--master=local' in line, line
+  assert not (tmp_path / 'run').exists()
+
+
+def test_cmt_train_refuses_a_batch_that_does_not_divide_over_replicas(
+    tmp_path, synthetic_records, capsys, monkeypatch):
+  from cmt.trainer import strategy as strategy_lib  # pylint: disable=g-import-not-at-top
+
+  class TwoReplicas:  # what the check reads of a 2-replica strategy
+    num_replicas_in_sync = 2
+
+  monkeypatch.setattr(strategy_lib, 'create_strategy',
+                      lambda *args, **kwargs: TwoReplicas())
+  assert train_main.main([
+      f'--config_file={DEMO_CONFIG}', f'--model_dir={tmp_path / "run"}',
+      *param_flags(synthetic_records),
+      '--override=train_dataset_options.batch_size=3']) == 1
+  line = _one_error_line(capsys.readouterr().err)
+  assert 'train_dataset_options.batch_size = 3' in line, line
+  assert '2 replicas' in line, line
+  assert not (tmp_path / 'run').exists()

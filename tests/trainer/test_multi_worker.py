@@ -1,6 +1,6 @@
-"""Two worker processes on 127.0.0.1 train in sync; the chief checkpoints,
-and every worker scores the whole evaluation set once, each worker's
-replicas having read its share."""
+"""Two worker processes on 127.0.0.1 train in sync on seeded input, stop and
+resume in sync; the chief checkpoints, and every worker scores the whole
+evaluation set once, each worker's replicas having read its share."""
 
 import json
 
@@ -19,6 +19,8 @@ def test_two_workers_train_in_sync_and_chief_checkpoints(tmp_path):
   outputs = multi_worker_check.run_cluster(
       ['-m', 'tests.trainer.multi_worker_check', str(model_dir), str(STEPS)],
       tmp_path)
+  for output in outputs:
+    assert 'resuming after step 2' in output, output[-3000:]
   results = [[l for l in out.splitlines() if l.startswith('RESULT ')][-1]
              .split()[1:] for out in outputs]
   for strategy_name, replicas, step, _, evaluated in results:

@@ -42,3 +42,52 @@ def test_jit_compile_defaults_to_tpu_only():
   assert not train_lib.use_jit_compile(options, strategy)
   options.trainer_options.jit_compile = True
   assert train_lib.use_jit_compile(options, strategy)
+
+
+def _fake_pci_device(root, vendor, device):
+  folder = root / '0000:00:04.0'
+  folder.mkdir(parents=True)
+  (folder / 'vendor').write_text(vendor + '\n')
+  (folder / 'device').write_text(device + '\n')
+
+
+def test_visible_tpu_reads_tpu_name_accel_devices_and_the_pci_bus(tmp_path):
+  dev, pci = tmp_path / 'dev', tmp_path / 'pci'
+  dev.mkdir()
+  pci.mkdir()
+  assert strategy_lib.visible_tpu({}, str(dev), str(pci)) == ''
+  _fake_pci_device(pci, '0x10de', '0x0063')  # another vendor's device
+  assert strategy_lib.visible_tpu({}, str(dev), str(pci)) == ''
+  assert 'TPU_NAME=my-tpu' in strategy_lib.visible_tpu(
+      {'TPU_NAME': 'my-tpu'}, str(dev), str(pci))
+  (dev / 'accel0').touch()  # TPU v2-v4 VMs
+  assert 'accel0' in strategy_lib.visible_tpu({}, str(dev), str(pci))
+  (dev / 'accel0').unlink()
+  other = tmp_path / 'pci_v5e'
+  _fake_pci_device(other, '0x1ae0', '0x0063')  # v5e: /dev/vfio, PCI id
+  assert 'PCI bus' in strategy_lib.visible_tpu({}, str(dev), str(other))
+
+
+def test_a_visible_tpu_without_master_is_refused_unless_cpu_is_asked():
+  probe = lambda environ: '/dev/accel0 exists'
+  with pytest.raises(strategy_lib.StrategyError,
+                     match='--master is empty but a TPU is visible'):
+    strategy_lib.create_strategy(environ={}, tpu_probe=probe)
+  strategy = strategy_lib.create_strategy(master='cpu', environ={},
+                                          tpu_probe=probe)
+  assert strategy is tf.distribute.get_strategy()
+
+
+def test_launch_line_and_batch_that_does_not_divide():
+  strategy = tf.distribute.get_strategy()
+  assert strategy_lib.num_input_pipelines(strategy) == 1
+  assert strategy_lib.describe(strategy, 8) == (
+      'Strategy DefaultDistributionStrategy: 1 replica(s), 1 host(s) (input '
+      'pipelines); training batch 8 global, 8 per replica')
+
+  class FourReplicas:
+    num_replicas_in_sync = 4
+
+  assert strategy_lib.per_replica_batch(FourReplicas(), 64, 'b') == 16
+  with pytest.raises(ValueError, match='b = 6: .* 4 replicas'):
+    strategy_lib.per_replica_batch(FourReplicas(), 6, 'b')
