@@ -34,6 +34,7 @@ from cmt.model.loss import pq_style
 from cmt.protos import config_pb2
 from cmt.protos import trainer_pb2
 from tests import conftest
+from tests.model.loss import reference as loss_reference
 
 FIXTURE = conftest.DEEPLAB2_FIXTURES / 'max_deeplab_s'
 _TYPES = trainer_pb2.InstanceDiscriminationOptions
@@ -86,6 +87,14 @@ def _deeplab2_rows(truth, height, width):
                                                         semantic)
   rows = np.where(thing_id >= 0, thing_id, np.where(is_stuff, stuff_row, -1))
   return rows.reshape(-1)
+
+
+def _deeplab2_channel(truth, row: int) -> int:
+  """DeepLab2's class-logit channel of a ground-truth row: c - 1 for its
+  class c (COCO things 1-80, then stuff 81-133; void is the last channel)."""
+  if row < 128:
+    return int(truth['thing_id_class_gt'][0, row]) - 1
+  return sum(COCO.thing_mask) + row - 128
 
 
 def _row_of_each_mask(targets, truth):
@@ -210,8 +219,94 @@ def test_pq_style_terms_equal_deeplab2_with_its_matching(fixture):
   class_term, mask_term = _pq_style_terms(fixture, _PQ.VOID_RATIO)
   assert _relative(class_term, theirs['pq_style_loss_class_term']) < RTOL
   # Every matched class probability is below the 1e-5 floor here, so this
-  # checks the dice losses and the floor.
+  # checks the dice losses and the floor (the class-probability weighting:
+  # the sharpened case below).
   assert _relative(mask_term, theirs['pq_style_loss_mask_dice_term']) < RTOL
+
+
+def _deeplab2_pq_style_reference(outputs, truth, reference):
+  """(class term, mask dice term) of DeepLab2's `MaXDeepLabLoss` with its
+  recorded matching, in float64 numpy and in DeepLab2's conventions (rows:
+  128 thing ids + 53 stuff classes; class channel c - 1, void last), written
+  from its source (`max_deeplab_loss.py`, `base_loss.py`):
+
+    class term = w nonzero_mean_n(a_n v_n CE(class logits_n, y_n)),
+      matched n: y_n its row's class, a_n = alpha, v_n = max(dice, 1e-5);
+      others:    y_n void, a_n = 1 - alpha, v_n = max(void ratio, 1e-5);
+    dice term  = w alpha / N sum_matched max(class prob, 1e-5)
+                 (1 - (2 sum(p g) + 1) / (sum(p) + sum(g) + 1)),
+  with p the slot's soft mask on labelled pixels and w the PQ-style weight.
+  """
+  settings = reference['settings']
+  weight = settings['loss_options']['pq_style_loss.weight']
+  alpha = settings['focal_loss_alpha']
+  rows = _deeplab2_rows(truth, 33, 33)
+  labelled = rows >= 0
+  mask_logits = outputs['pixel_space_mask_logits'][0].astype(np.float64)
+  num_slots = mask_logits.shape[-1]
+  mask_probs = loss_reference.softmax(mask_logits.reshape(-1, num_slots))
+  class_logits = outputs['transformer_class_logits'][0].astype(np.float64)
+  class_probs = loss_reference.softmax(class_logits)
+  void_channel = class_logits.shape[-1] - 1
+  void_ratio = (mask_probs * ~labelled[:, None]).sum(0) / (
+      mask_probs.sum(0) + 1e-5)
+  class_terms = [(1 - alpha) * max(void_ratio[n], 1e-5) *
+                 loss_reference.cross_entropy(class_logits[n], void_channel)
+                 for n in range(num_slots)]
+  dice_term = 0.0
+  for match in reference['matching']:
+    row, slot = match['gt_mask'], match['slot']
+    column = _deeplab2_channel(truth, row)
+    g = (rows == row).astype(np.float64)
+    p = mask_probs[:, slot] * labelled
+    dice = (g @ p) / ((g.sum() + p.sum()) / 2 + 1e-5)
+    class_terms[slot] = alpha * max(dice, 1e-5) * (
+        loss_reference.cross_entropy(class_logits[slot], column))
+    dice_loss = 1 - (2 * (g @ p) + 1) / (p.sum() + g.sum() + 1)
+    dice_term += max(class_probs[slot, column], 1e-5) * dice_loss
+  return (weight * loss_reference.nonzero_mean(class_terms),
+          weight * alpha / num_slots * dice_term)
+
+
+def test_deeplab2_formula_reference_gives_deeplab2s_values(fixture):
+  """The numpy reference above reproduces DeepLab2's stored PQ-style terms."""
+  outputs, truth, reference = fixture
+  class_term, dice_term = _deeplab2_pq_style_reference(outputs, truth,
+                                                       reference)
+  theirs = reference['losses']
+  assert _relative(class_term, theirs['pq_style_loss_class_term']) < RTOL
+  assert _relative(dice_term, theirs['pq_style_loss_mask_dice_term']) < RTOL
+
+
+def _sharpened(outputs, truth, reference):
+  """DeepLab2's outputs with the logit of each matched slot's class raised
+  to the slot's largest other logit + 0, 0.5, ..., 5.5 (12 matched slots):
+  matched class probabilities of about 0.5 to 1, far above the 1e-5 floor."""
+  class_logits = outputs['transformer_class_logits'].copy()
+  for index, match in enumerate(reference['matching']):
+    slot = match['slot']
+    column = _deeplab2_channel(truth, match['gt_mask'])
+    others = np.delete(class_logits[0, slot], column)
+    class_logits[0, slot, column] = others.max() + 0.5 * index
+  return {**outputs, 'transformer_class_logits': class_logits}
+
+
+def test_pq_style_terms_equal_deeplab2s_formula_above_the_floor(fixture):
+  """DeepLab2's loss is stored for its own outputs only, where every matched
+  class probability is below the floor; on a sharpened copy our PQ-style
+  terms equal the reference of DeepLab2's formula checked above."""
+  outputs, truth, reference = fixture
+  sharpened = (_sharpened(outputs, truth, reference), truth, reference)
+  _, _, matching = _our_matching(sharpened, impose_deeplab2s=True)
+  matched = matching.matched.numpy()[0] > 0
+  class_prob = matching.class_prob.numpy()[0][matched]
+  assert len(class_prob) == 12 and class_prob.min() > 0.3, class_prob
+  class_term, mask_term = _pq_style_terms(sharpened, _PQ.VOID_RATIO)
+  theirs = _deeplab2_pq_style_reference(*sharpened)
+  assert _relative(class_term, theirs[0]) < RTOL
+  assert _relative(mask_term, theirs[1]) < RTOL
+  # The class probabilities weight it: the floor alone gave 2e-6.
+  assert mask_term > 1e4 * reference['losses']['pq_style_loss_mask_dice_term']
 
 
 def test_void_ratio_is_deeplab2s_definition(fixture):
