@@ -175,7 +175,8 @@ class CMTEvaluator(orbit.StandardEvaluator):
     outputs = self._strategy.run(self._replica_step, args=(next(iterator),))
     if isinstance(self._strategy, tf.distribute.MultiWorkerMirroredStrategy):
       # Every worker receives every replica's outputs, in one batch.
-      return [self._strategy.gather(outputs, axis=0)]
+      return [tf.nest.map_structure(
+          lambda value: self._strategy.gather(value, axis=0), outputs)]
     # One process: its local results are every replica's (TPUStrategy's
     # single client included).
     return list(self._strategy.experimental_local_results(outputs))
