@@ -10,9 +10,10 @@ they are gathered from every worker, and each worker scores every image.
 The device inputs continue with padding after the last image, so the loop
 ends after the step in which the host-only data run out (each image scored
 exactly once; an index that comes back twice, or never, is an error).
-Each step runs the model in inference mode
-and `post_process` on every replica (one XLA cluster when `jit_compile` is
-on) and returns only the panoptic map at crop resolution, the per-slot
+
+Each step runs the model in inference mode and `post_process` on every
+replica (one XLA cluster when `jit_compile` is on) and returns only the
+panoptic map at crop resolution, the per-slot
 labels and scores (the detection scores of the mask AP) and the index,
 validity and valid size. On the host each valid prediction is cut to its
 valid region, resized to the image's original size with
@@ -175,7 +176,8 @@ class CMTEvaluator(orbit.StandardEvaluator):
     outputs = self._strategy.run(self._replica_step, args=(next(iterator),))
     if isinstance(self._strategy, tf.distribute.MultiWorkerMirroredStrategy):
       # Every worker receives every replica's outputs, in one batch.
-      return [self._strategy.gather(outputs, axis=0)]
+      return [tf.nest.map_structure(
+          lambda value: self._strategy.gather(value, axis=0), outputs)]
     # One process: its local results are every replica's (TPUStrategy's
     # single client included).
     return list(self._strategy.experimental_local_results(outputs))
