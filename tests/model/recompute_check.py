@@ -5,9 +5,9 @@ Splits the CPU into 2 logical devices, then for each setting (`function`:
 tf.function; `xla`: tf.function(jit_compile=True); `mirrored`:
 MirroredStrategy over the 2 devices, one image each) builds two copies of
 the same tiny CMT-DeepLab (clustering update, reference masks, coord-conv,
-dual-path layers in the backbone, drop path 0.2 on every block at stride 16 and every transformer
-layer, SyncBatchNorm) with the same
-weights: `off` recomputes nothing, `on` recomputes the conv, axial,
+dual-path layers in the backbone, drop path 0.2 on every block at stride 16
+and every transformer layer, SyncBatchNorm) with the same weights: `off`
+recomputes nothing, `on` recomputes the conv, axial,
 transformer and decoder blocks. Each takes one SGD step on the same batch
 with the same drop-path seed and saves loss, gradients, and weights and
 BatchNorm moving statistics after the step to OUTPUT_DIR/SETTING.npz; also
