@@ -201,7 +201,8 @@ def _plan_restore(pairs, shapes: dict, scope: int, pretrained: set):
   shape, or a declared-absent one it holds."""
   backbone = {id(v) for path, v, _ in pairs if _STACK_BACKBONE.fullmatch(path)}
   absent = backbone - pretrained
-  report, assignments, held, refused = WarmStartReport([], [], [], 0), [], [], []
+  report = WarmStartReport([], [], [], 0)
+  assignments, held, refused = [], [], []
   for path, variable, key in pairs:
     if id(variable) in absent:
       (held if key is not None else report.declared_absent).append(path)

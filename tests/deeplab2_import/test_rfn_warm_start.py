@@ -23,7 +23,8 @@ from cmt.trainer import checkpoints
 from cmt.trainer import deeplab2_checkpoint
 from cmt.trainer import optimizer as optimizer_lib
 
-RFN_CONFIG = 'configs/coco/cmt_deeplab/table2d_in22k_rfn_r50_res641_100k.textproto'
+RFN_CONFIG = ('configs/coco/cmt_deeplab/'
+              'table2d_in22k_rfn_r50_res641_100k.textproto')
 R50_CONFIG = 'configs/coco/cmt_deeplab/table3_r50_res641_100k.textproto'
 # The fixture's widths; one transformer block per decoder stage (they are
 # not pretrained and do not change what is tested, only the build time).
