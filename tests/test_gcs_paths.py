@@ -1,9 +1,11 @@
 """Every path a user passes may be a URL: TensorFlow's in-memory `ram://`
 file system stands in for gs:// (both go through `tf.io.gfile`'s registry).
 
-`ram://` differs from GCS in two ways that the code must not rely on:
-renaming a folder loses its content there (on GCS it is a copy), and a
-checkpoint folder is read by prefix, never as a folder.
+`ram://` differs from GCS in ways that the code must not rely on: renaming a
+folder loses its content there (on GCS it is a copy), any prefix of a name
+counts as a folder (so `tf.train.load_checkpoint` takes a checkpoint prefix
+for a folder; checkpoints are read by prefix), and listing folder `x` also
+lists `.json` when `x.json` exists.
 """
 
 import json
@@ -54,9 +56,9 @@ TINY_RUN = [
 def ram_root():
   """A fresh ram:// folder, emptied afterwards."""
   root = f'ram://cmt_paths_{uuid.uuid4().hex[:8]}'
+  tf.io.gfile.makedirs(root)
   yield root
-  if tf.io.gfile.exists(root):
-    tf.io.gfile.rmtree(root)
+  tf.io.gfile.rmtree(root)
 
 
 @pytest.fixture
@@ -69,7 +71,9 @@ def empty_cwd(tmp_path, monkeypatch):
 
 
 def _listing(folder: str) -> list[str]:
-  return sorted(tf.io.gfile.listdir(folder))
+  # Not listdir: on ram:// it also lists `.json` in `x` beside `x.json`.
+  return sorted(os.path.basename(path)
+                for path in tf.io.gfile.glob(f'{folder}/*'))
 
 
 def _copy_to(local_folder, url_folder: str, names) -> str:
