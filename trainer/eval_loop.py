@@ -155,6 +155,9 @@ class CMTEvaluator(orbit.StandardEvaluator):
         outputs, self._evaluator_options, self._dataset_info,
         inputs[common.IMAGE].shape[1:3])
     returned = {key: inputs[key] for key in _PASSED_THROUGH}
+    # As a number: collective all-gather (several workers) takes no bool.
+    returned[common.IMAGE_VALID] = tf.cast(inputs[common.IMAGE_VALID],
+                                           tf.int32)
     returned.update({key: predictions[key] for key in _PREDICTIONS
                      if key in predictions})
     return returned
