@@ -1,7 +1,7 @@
 """Per-core training memory of the paper configs, from XLA's own memory report.
 
 For each config, a subprocess builds the run as `cmt-train --mode=train`
-does (the config's `mixed_bfloat16`, batch 1, `jit_compile` on, default
+does (the config's precision, batch 1, `jit_compile` on, default
 strategy, synthetic images), and has XLA compile the trainer's
 compute-gradients function (forward, loss, backward) for CPU with
 XLA_FLAGS=--xla_dump_to=DIR, without running it (the process is stopped
