@@ -86,8 +86,8 @@ class Plan:
   unused: List[str]  # DeepLab2 variables nothing of ours reads
   # (our path, our shape, DeepLab2 name, its shape)
   mismatched: List[Tuple[str, list, str, list]]
-  # In scope, with a DeepLab2 name the checkpoint does not hold:
-  # (our path, DeepLab2 name).
+  # In scope, with a DeepLab2 name the checkpoint does not hold, or a
+  # pretrained backbone variable without one: (our path, name or None).
   missing: List[Tuple[str, str]] = dataclasses.field(default_factory=list)
   # Declared absent (`initial_checkpoint_num_blocks`) yet in the
   # checkpoint: (our path, DeepLab2 name).
@@ -168,9 +168,9 @@ def plan(model, reader, options, dataset_info,
         result.declared_but_held.append((path, stored))
     elif backbone_only and id(variable) not in pretrained:
       result.left_at_init.append((path, 'outside restore_scope BACKBONE'))
-    elif name is None:
+    elif name is None and id(variable) not in pretrained:
       result.left_at_init.append((path, _reason_unmapped(path)))
-    elif stored not in shapes:
+    elif name is None or stored not in shapes:  # A pretrained one must map.
       result.in_scope += 1
       result.missing.append((path, stored))
     else:
@@ -222,7 +222,7 @@ def refusal(result: Plan, declared_by: str, strict_shapes: bool
     path, name = result.missing[0]
     return checkpoints.missing_message(
         len(result.missing), result.in_scope, declared_by,
-        f'{path} (DeepLab2 {name})')
+        f'{path} (DeepLab2 {name or "has no counterpart"})')
   if result.declared_but_held:
     path, name = result.declared_but_held[0]
     return checkpoints.held_message(len(result.declared_but_held),
