@@ -206,10 +206,25 @@ def _share_tensors(share):
           tf.constant(ends, tf.int64))
 
 
+def _block_shuffle(records, block: int, seed) -> tf.data.Dataset:
+  """Permutes each run of `block` records with the stateless seed (`seed`
+  folded with the run's index): a shuffle buffer whose draws the seed
+  fixes (`Dataset.shuffle` takes no per-epoch tensor seed once a global
+  seed is set)."""
+  def permute(index, run):
+    order = tf.random.experimental.stateless_shuffle(
+        tf.range(tf.shape(run)[0]),
+        seed=tf.random.experimental.stateless_fold_in(seed, index))
+    return tf.gather(run, order)
+
+  return records.batch(block).enumerate().map(permute).unbatch()
+
+
 def _training_records(share, parts: int, seed: int, shuffle_buffer: int,
                       deterministic: bool, skip: int) -> tf.data.Dataset:
   """Serialized records, epoch after epoch from example `skip` on: epoch e
-  shuffles the share's parts and its records with seeds of (seed, e)."""
+  shuffles the share's parts and its records (in runs of `shuffle_buffer`)
+  with seeds of (seed, e)."""
   files, firsts, ends = _share_tensors(share)
 
   def epoch(index):
@@ -219,10 +234,8 @@ def _training_records(share, parts: int, seed: int, shuffle_buffer: int,
     records = _share_records(tf.gather(files, order), tf.gather(firsts, order),
                              tf.gather(ends, order), parts,
                              _INTERLEAVE_CYCLE, deterministic)
-    record_seed = tf.random.stateless_uniform(
-        [], tf.stack([tf.constant(seed, tf.int64), index]), minval=1,
-        maxval=2**62, dtype=tf.int64)
-    return records.shuffle(shuffle_buffer, seed=record_seed)
+    return _block_shuffle(records, shuffle_buffer,
+                          tf.stack([tf.constant(seed, tf.int64), index]))
 
   first_epoch = within = 0
   if skip:
