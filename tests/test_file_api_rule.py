@@ -45,6 +45,15 @@ ALLOWED = {
         'the same local-only inputs',
     ('cmt/data/build_data.py', 'read_tasks', 'os.path.exists'):
         'the same local-only inputs',
+    ('trainer/strategy.py', '<module>', 'import glob'):
+        'TPU detection lists this machine\'s device files (/dev/accel*, '
+        'the PCI bus), never a user path',
+    ('trainer/strategy.py', '_tpu_pci_device', 'glob.glob'):
+        'the same device files',
+    ('trainer/strategy.py', '_tpu_pci_device', 'open'):
+        'the same device files (PCI vendor and device ids)',
+    ('trainer/strategy.py', 'visible_tpu', 'glob.glob'):
+        'the same device files',
 }
 
 # Module-level functions that take or make local paths.

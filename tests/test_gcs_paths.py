@@ -125,7 +125,8 @@ def test_train_eval_export_predict_with_every_path_on_ram(
       f'--override=model_options.initial_checkpoint={initial}',
       '--override=model_options.restore_scope=BACKBONE']) == 0
   out = capsys.readouterr().out
-  assert f'initial_checkpoint {initial}/ckpt-1 (BACKBONE): restored' in out
+  assert (f'initial_checkpoint {initial}/ckpt-1 (restore_scope BACKBONE): '
+          'restored') in out
   assert tf.io.gfile.exists(f'{model_dir}/ckpt-2.index')
 
   assert train_main.main(flags + [
