@@ -8,7 +8,8 @@ records read, and `evaluator_options`) and its switches; the model is
 narrowed (`tests.model.helpers.TINY`, one block per decoder stage) and
 starts from random weights, and for this CPU the evaluation crop and resize
 range shrink to CROP and the precision is float32 (`shrink_for_cpu`; 8
-replicas at 641 to 1281 in bfloat16 take many minutes here).
+replicas at 641 to 1281 take many minutes here; a config that asks for
+bfloat16 would be emulated, slowly, on this CPU).
 Configs with the same evaluation settings share one run, with the model of
 the first of them. Writes OUTPUT_JSON: {config path: the metrics of its
 run's evaluation}.
@@ -47,8 +48,8 @@ def load_tiny(path: str, val_set: str):
 
 
 def shrink_for_cpu(options):
-  """The crop and resize range to CROP; float32 (bfloat16 is the TPU's
-  precision, emulated and slow on this CPU)."""
+  """The crop and resize range to CROP; float32 (the paper configs' own
+  precision; bfloat16 is emulated and slow on this CPU)."""
   dataset = options.eval_dataset_options
   dataset.crop_size[:] = [CROP, CROP]
   dataset.min_resize_value = dataset.max_resize_value = CROP
