@@ -50,7 +50,7 @@ def test_tensorflow_error_is_its_first_line(monkeypatch):
 
 
 def test_help_is_fast_and_imports_no_tensorflow():
-  """Issue 14 defect 11: --help of every script without TensorFlow."""
+  """--help of every script answers without importing TensorFlow."""
   modules = {'cmt-config': 'cmt.config_tool',
              'cmt-synthetic-data': 'cmt.data.synthetic',
              'cmt-build-data': 'cmt.data.build_data',
@@ -85,7 +85,7 @@ def test_tensorflow_logging_is_quiet_unless_debugging(monkeypatch):
 
 
 def test_cmt_train_help_flags(capsys):
-  """Issue 14 defect 3: -h, --help, --helpshort, --helpfull all help."""
+  """-h, --help, --helpshort and --helpfull all print help."""
   from cmt.trainer import train_main  # pylint: disable=g-import-not-at-top
   for flag in ('-h', '--help', '--helpshort', '--helpfull'):
     assert train_main.main([flag]) == 0

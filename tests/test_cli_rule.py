@@ -1,4 +1,4 @@
-"""Every console script under the rule of `cmt.cli` (issue 14).
+"""Every console script under the rule of `cmt.cli`.
 
 A table of malformed arguments and missing / unreadable / corrupt inputs for
 each script. Each case asserts the exit status, exactly one line on stderr
@@ -86,7 +86,7 @@ def files(tmp_path_factory) -> dict:
   broken_model.mkdir()
   (broken_model / 'saved_model.pb').write_bytes(b'\x00garbage' * 50)
   made['broken_model'] = broken_model
-  # Two images with the same stem (issue 14, defect 2).
+  # Two images with the same stem: their outputs would collide.
   same_stem = root / 'same_stem'
   same_stem.mkdir()
   from PIL import Image  # pylint: disable=g-import-not-at-top

@@ -1,5 +1,5 @@
 """`cmt-config validate` refuses what cannot run, naming file, field and
-value (issue 14, defect 5), without TensorFlow."""
+value, without TensorFlow."""
 
 import subprocess
 import sys

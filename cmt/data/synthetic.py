@@ -34,7 +34,7 @@ a 129x129 image and scaled with the image):
 
   demo  (default; `make demo`, the tests) 1-4 things of radius 9-20 px, at
         least half of each visible, faint texture noise.
-  hard  (`cmt-ablate`, issue 18) 3-8 things of radius 7-15 px; 40% of them
+  hard  (`cmt-ablate`) 3-8 things of radius 7-15 px; 40% of them
         are placed touching an earlier thing of the SAME class (instances
         that only their shape and a seam separate); up to 60% of a thing
         hidden; colour jitter +-35 and pixel noise of sigma 18 on things, 10

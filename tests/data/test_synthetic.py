@@ -86,7 +86,7 @@ def test_converts_with_cmt_build_data(tmp_path):
 
 
 def test_hard_difficulty_is_deterministic_and_harder():
-  """Issue 18: `--difficulty=hard` gives the same scene for a seed, more and
+  """`--difficulty=hard` gives the same scene for a seed, more and
   smaller things than the demo, and same-class things that touch."""
   hard = synthetic.DIFFICULTIES['hard']
   demo_counts, hard_counts, hard_areas, touching = [], [], [], 0

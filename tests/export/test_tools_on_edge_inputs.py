@@ -1,5 +1,7 @@
-"""Issue 14 defects of cmt-predict, cmt-visualize, cmt-export and
-`cmt-config params`, each reproduced as the user met it."""
+"""cmt-predict, cmt-visualize, cmt-export and `cmt-config params` on edge
+inputs: extreme aspect ratios, unreadable images, two inputs of one name, a
+config that does not match its checkpoint, placeholders that change the
+model, and the permissions of what they write."""
 
 import gc
 import json
@@ -27,8 +29,8 @@ def _save(path, height, width, seed=0):
 
 
 def test_resized_size_never_rounds_a_side_to_zero():
-  """Defect 1, at its root: the eval resize of a 40 x 5000 image into a
-  33 x 33 range gave 0 x 33, which no resize can produce."""
+  """The eval resize of a 40 x 5000 image into a 33 x 33 range keeps at
+  least one pixel per side (0 x 33 is a size no resize can produce)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from cmt.data import preprocessing  # pylint: disable=g-import-not-at-top
   for size, expected in (([40, 5000], [1, 33]), ([5000, 40], [33, 1]),
@@ -39,10 +41,9 @@ def test_resized_size_never_rounds_a_side_to_zero():
 
 def test_predict_runs_extreme_aspect_ratios_and_skips_only_bad_files(
     tiny_saved_model, tmp_path, capfd):
-  """Defect 1: a 40 x 5000 or 5000 x 40 image aborted the whole batch. Now
-  they are predicted; an unreadable file is reported in one line and
-  skipped, the others still run (exit 1). --overwrite replaces an old
-  output."""
+  """40 x 5000 and 5000 x 40 images are predicted at their own size; an
+  unreadable file is reported in one line and skipped, the others still run
+  (exit 1). --overwrite replaces an old output."""
   inputs = tmp_path / 'in'
   inputs.mkdir()
   sizes = {'a_normal': (30, 20), 'b_wide': (40, 5000), 'c_tall': (5000, 40)}
@@ -71,7 +72,8 @@ def test_predict_runs_extreme_aspect_ratios_and_skips_only_bad_files(
 
 
 def test_predict_refuses_same_stem_inputs_up_front(tmp_path, capfd):
-  """Defect 2: x.jpg and x.png overwrote each other's outputs, exit 0."""
+  """x.jpg and x.png would write the same outputs: refused in one line
+  before anything runs."""
   inputs = tmp_path / 'in'
   inputs.mkdir()
   _save(inputs / 'x.jpg', 10, 10)
@@ -87,7 +89,7 @@ def test_predict_refuses_same_stem_inputs_up_front(tmp_path, capfd):
 
 def test_visualize_runs_an_extreme_aspect_ratio(tiny_checkpoint, tmp_path,
                                                 capfd):
-  """Defect 1 in cmt-visualize."""
+  """cmt-visualize draws both figures of a 40 x 5000 image."""
   image = tmp_path / 'wide.png'
   _save(image, 40, 5000)
   out = tmp_path / 'figures'
@@ -100,7 +102,7 @@ def test_visualize_runs_an_extreme_aspect_ratio(tiny_checkpoint, tmp_path,
 
 
 def test_saved_model_is_readable_by_other_users(tiny_saved_model):
-  """Defect 8: the SavedModel folder had mkdtemp's mode 0700."""
+  """The SavedModel folders get the umask's mode, not mkdtemp's 0700."""
   umask = os.umask(0)
   os.umask(umask)
   for folder in (tiny_saved_model, os.path.join(tiny_saved_model,
@@ -110,7 +112,8 @@ def test_saved_model_is_readable_by_other_users(tiny_saved_model):
 
 
 def test_mismatched_export_prints_one_line(tiny_checkpoint, tmp_path, capfd):
-  """Defect 9: the clear error was followed by ~600 restore warnings."""
+  """A config that does not match the checkpoint gives one line, without
+  TensorFlow's restore warnings after it."""
   output = tmp_path / 'model'
   status = export_main.main([
       f'--config_file={TINY_CONFIG}',
@@ -128,8 +131,8 @@ def test_mismatched_export_prints_one_line(tiny_checkpoint, tmp_path, capfd):
 @pytest.mark.parametrize('through', ['--param', 'environment'])
 def test_params_counts_the_demo_config(through, tmp_path, capsys,
                                        monkeypatch):
-  """Defect 7: `cmt-config params` filled ${CATEGORIES_JSON} with its own
-  name, had no --param and ignored the environment."""
+  """`cmt-config params` fills ${CATEGORIES_JSON}, which sets the class
+  count, from --param or from the environment."""
   from cmt import config_tool  # pylint: disable=g-import-not-at-top
   categories = tmp_path / 'categories.json'
   categories.write_text(json.dumps(synthetic.categories_json()))

@@ -1,4 +1,4 @@
-"""Bad records stop a run with one line naming them (issue 14, defect 6):
+"""Bad records stop a run with one line naming them:
 a truncated shard names the shard; records whose classes the configured
 categories do not have name the image and the class counts."""
 

@@ -1,5 +1,5 @@
 """`kill -9` of `cmt-train` at random moments, then a run that resumes from
-the last complete checkpoint (issue 14, defect 10).
+the last complete checkpoint.
 
 Three trials on one model_dir, each a fresh `cmt-train` killed with SIGKILL:
 at a random moment of start-up, while a checkpoint is being written (its

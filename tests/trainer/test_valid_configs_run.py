@@ -1,4 +1,4 @@
-"""What `cmt-config validate` accepts runs (issue 14, defect 5): unusual
+"""What `cmt-config validate` accepts runs: unusual
 but valid tiny configs pass every check and then build and take one real
 CMT-DeepLab train step on the synthetic records."""
 
