@@ -26,7 +26,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(BIN)/python -m cmt.demo --output_dir=$(DEMO_DIR)
+	$(BIN)/cmt-demo --output_dir=$(DEMO_DIR)
 
 # Regenerate protos/*_pb2.py after editing a .proto (the sync test fails
 # until you do).

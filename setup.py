@@ -7,6 +7,7 @@ in site-packages.
 """
 
 import os
+import runpy
 
 import setuptools
 
@@ -35,6 +36,8 @@ def find_packages():
 
 
 PACKAGES, PACKAGE_DIR = find_packages()
+# The console scripts, listed once (a file that imports nothing).
+COMMANDS = runpy.run_path(os.path.join('cmt', 'tools', 'commands.py'))
 # Configs are data: installed so `cmt-paper-tables` finds them anywhere.
 PACKAGES.append('cmt.configs')
 PACKAGE_DIR['cmt.configs'] = 'configs'
@@ -80,19 +83,5 @@ setuptools.setup(
             'grpcio-tools==1.85.1',
         ],
     },
-    entry_points={
-        'console_scripts': [
-            'cmt-config=cmt.config_tool:run',
-            'cmt-train=cmt.trainer.train_main:run',
-            'cmt-build-data=cmt.data.build_data:run',
-            'cmt-synthetic-data=cmt.data.synthetic:run',
-            'cmt-evaluate=cmt.evaluation.evaluate_main:run',
-            'cmt-paper-tables=cmt.evaluation.paper_tables:run',
-            'cmt-export=cmt.export_main:run',
-            'cmt-predict=cmt.predict:run',
-            'cmt-visualize=cmt.visualize:run',
-            'cmt-import-deeplab2=cmt.import_deeplab2_main:run',
-            'cmt-ablate=cmt.ablation.ablate_main:run',
-        ],
-    },
+    entry_points={'console_scripts': COMMANDS['console_scripts']()},
 )

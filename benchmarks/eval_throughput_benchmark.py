@@ -29,12 +29,12 @@ CONFIG = 'configs/coco/cmt_deeplab/table3_r50_res641_100k.textproto'
 
 def write_images(folder: str, count: int) -> dict:
   # pylint: disable=g-import-not-at-top
-  from cmt.data import build_data
+  from cmt.tools import build_data as build_data_tool
   from cmt.data import synthetic
   synthetic.write_dataset(folder, num_train=0, num_val=count,
                           image_size=(480, 640))
   tfrecords = os.path.join(folder, 'tfrecords')
-  if build_data.main(synthetic.build_data_args(folder, 'val', tfrecords) +
+  if build_data_tool.main(synthetic.build_data_args(folder, 'val', tfrecords) +
                      ['--num_shards=1', '--num_workers=1']) != 0:
     raise RuntimeError('cmt-build-data failed on the synthetic images')
   pattern = os.path.join(tfrecords, 'val-*')

@@ -9,7 +9,7 @@ every fifth segment given another category of its kind, so PQ is neither
 
   panopticapi  `pq_compute_single_core` (COCO's own per-image function),
                in this process, one core;
-  cmt-evaluate the whole command (`python -m cmt.evaluation.evaluate_main`,
+  cmt-evaluate the whole command (`python -m cmt.tools.evaluate`,
                start-up included) with --workers 1 and with its default
                (every core);
 
@@ -107,7 +107,7 @@ def time_panopticapi(checkout: str, folder: pathlib.Path
 def time_cmt_evaluate(folder: pathlib.Path, workers) -> tuple[float, float]:
   """(images per second, PQ) of the whole `cmt-evaluate` command."""
   output = folder / 'metrics.json'
-  command = [sys.executable, '-m', 'cmt.evaluation.evaluate_main',
+  command = [sys.executable, '-m', 'cmt.tools.evaluate',
              f'--gt_json={folder / "gt.json"}', f'--gt_folder={folder / "gt"}',
              f'--pred_json={folder / "pred.json"}',
              f'--pred_folder={folder / "pred"}', f'--output_json={output}']

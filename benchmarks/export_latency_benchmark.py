@@ -38,15 +38,15 @@ def _seconds(function, images, repeats: int) -> tuple[float, float]:
 
 def main(argv=None) -> int:
   # pylint: disable=g-import-not-at-top
-  from cmt import demo
+  from cmt.tools import demo
   from cmt import export
-  from cmt import inference_flags
+  from cmt.tools import flags
   parser = argparse.ArgumentParser(
       description=__doc__.splitlines()[0], epilog=__doc__,
       formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('--demo_dir', help='a `python -m cmt.demo` output '
+  parser.add_argument('--demo_dir', help='a `cmt-demo` output '
                       'folder: fills every other flag')
-  inference_flags.add_model_flags(parser, required=False)
+  flags.add_model_flags(parser, required=False)
   parser.add_argument('--model', help='SavedModel written by cmt-export')
   parser.add_argument('--images', help='GLOB of images to run on')
   parser.add_argument('--repeats', type=int, default=50)
@@ -70,7 +70,7 @@ def main(argv=None) -> int:
 
   import tensorflow as tf
   start = time.perf_counter()
-  inference = export.build_inference(inference_flags.load_options(args),
+  inference = export.build_inference(flags.load_model_options(args),
                                      args.checkpoint_path)
   in_process_load = time.perf_counter() - start
   start = time.perf_counter()

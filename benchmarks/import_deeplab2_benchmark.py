@@ -4,7 +4,7 @@ No full-size DeepLab2 checkpoint is stored here, so one is made first: a
 randomly initialised full-size model of ours is written in DeepLab2's
 trainer layout (every variable under its DeepLab2 name and shape, class
 head in DeepLab2's order with the run-time void bias taken out: the
-mapping of `cmt.model.deeplab2_names` run backwards). Then the conversion
+mapping of `cmt.deeplab2.names` run backwards). Then the conversion
 runs as the command does (build, read, map, write) and the converted
 variables are compared with the originals.
 
@@ -22,10 +22,10 @@ import numpy as np
 import tensorflow as tf
 
 from cmt import config as config_lib
-from cmt import import_deeplab2
 from cmt.data import dataset_info as dataset_info_lib
+from cmt.deeplab2 import import_checkpoint as import_deeplab2
+from cmt.deeplab2 import names as deeplab2_names
 from cmt.model import builder
-from cmt.model import deeplab2_names
 from cmt.trainer import checkpoints
 
 PARAMS = {'INIT_CHECKPOINT': '', 'TRAIN_SET': '', 'VAL_SET': ''}

@@ -82,7 +82,7 @@ def build_model(options, info, checkpoint: str):
   # pylint: disable=g-import-not-at-top
   import tensorflow as tf
   from cmt.model import builder
-  from cmt.trainer import deeplab2_checkpoint
+  from cmt.deeplab2 import checkpoint as deeplab2_checkpoint
   crop = options.eval_dataset_options.crop_size[0]
   model = builder.build_and_initialise(options, info, crop)
   reader = tf.train.load_checkpoint(checkpoint)

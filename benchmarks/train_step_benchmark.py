@@ -62,12 +62,12 @@ def recompute_overrides(setting: str) -> list[str]:
 
 def write_images(folder: str, crop: int) -> dict:
   """Two synthetic train images of the crop's size, as TFRecords."""
-  from cmt.data import build_data  # pylint: disable=g-import-not-at-top
+  from cmt.tools import build_data as build_data_tool  # pylint: disable=g-import-not-at-top
   from cmt.data import synthetic  # pylint: disable=g-import-not-at-top
   synthetic.write_dataset(folder, num_train=2, num_val=0,
                           image_size=(crop, crop))
   tfrecords = os.path.join(folder, 'tfrecords')
-  if build_data.main(synthetic.build_data_args(folder, 'train', tfrecords) +
+  if build_data_tool.main(synthetic.build_data_args(folder, 'train', tfrecords) +
                      ['--num_shards=1', '--num_workers=1']) != 0:
     raise RuntimeError('cmt-build-data failed on the synthetic images')
   return {'TRAIN_SET': os.path.join(tfrecords, 'train-*'),

@@ -1,26 +1,14 @@
-"""`cmt-predict`: images -> panoptic predictions, on CPU.
+"""Images -> panoptic predictions (`cmt-predict`, whose command line is
+`cmt.tools.predict`), from a SavedModel of `cmt-export` or a config and
+checkpoint, on CPU.
 
-  cmt-predict --model=SAVEDMODEL --input=IMAGE|DIR|GLOB --output_dir=O
-  cmt-predict --config_file=F --checkpoint_path=C --input=... --output_dir=O
-
-For each image `<name>.<ext>` it writes
-  O/overlay/<name>.png    the image with each segment in its own colour and
-                          class names where they fit
-  O/panoptic/<name>.png   COCO panoptic PNG (segment id = R + 256 G + 256^2 B,
-                          id = category_id * label_divisor + instance)
-  O/segments/<name>.json  {image_id, file_name, height, width,
-                          segments_info: [{id, category_id, category_name,
-                          isthing, iscrowd, area, bbox, score}]}
-and at the end O/panoptic.json, the COCO panoptic JSON of all of them
-(what `cmt-evaluate` reads). Everything is at the input image's size.
-
-An image that cannot be read or predicted is reported by name on one line;
-the others are still predicted and the exit status is 1. Two inputs with
-the same name (x.jpg, x.png) are refused up front, and outputs that exist
-already are replaced only with --overwrite. Each file is written under a
-temporary name and renamed when complete. Every path (--model, --input,
---output_dir, --config_file, --checkpoint_path) may be local or a URL
-(gs://...).
+For each image `<name>.<ext>`, `predict_files` writes under the output
+folder `overlay/<name>.png` (segments coloured and named),
+`panoptic/<name>.png` (COCO panoptic PNG) and `segments/<name>.json`, then
+`panoptic.json` (COCO panoptic JSON of all of them). An image that cannot
+be read or predicted is reported by name on one line and the others are
+still predicted. Each file is written under a temporary name and renamed
+when complete; paths may be local or URLs (gs://...).
 """
 
 import dataclasses
@@ -28,7 +16,7 @@ import io
 import json
 import os
 import sys
-from typing import Callable, Optional, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -37,7 +25,6 @@ import tqdm
 from cmt import atomic_files
 from cmt import cli
 from cmt import file_io
-from cmt import inference_flags
 from cmt.evaluation import coco_panoptic_format
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.tif', '.tiff',
@@ -98,11 +85,10 @@ def load_saved_model(path: str) -> Predictor:
                    owner=loaded)
 
 
-def load_checkpoint(args) -> Predictor:
+def load_checkpoint(options, checkpoint_path: str) -> Predictor:
   """Config + checkpoint as a Predictor (the same serving function)."""
   from cmt import export  # pylint: disable=g-import-not-at-top
-  inference = export.build_inference(inference_flags.load_options(args),
-                                     args.checkpoint_path)
+  inference = export.build_inference(options, checkpoint_path)
   return Predictor(inference.serve, inference.dataset_info, owner=inference)
 
 
@@ -238,40 +224,3 @@ def predict_files(predictor: Predictor, paths: Sequence[str],
       f.write(json.dumps(content, indent=1))
   writer.write_json()
   return errors
-
-
-@cli.command('cmt-predict')
-def main(argv: Optional[Sequence[str]] = None) -> int:
-  os.environ.setdefault('CUDA_VISIBLE_DEVICES', '')  # runs on CPU
-  parser = cli.ArgumentParser(prog='cmt-predict', description=__doc__)
-  parser.add_argument('--model', help='SavedModel written by cmt-export')
-  inference_flags.add_model_flags(parser, required=False)
-  parser.add_argument('--input', required=True, help='IMAGE, DIR or GLOB')
-  parser.add_argument('--output_dir', required=True)
-  parser.add_argument('--overwrite', action='store_true',
-                      help='replace outputs that exist already')
-  parser.add_argument('--no_progress', action='store_true',
-                      help='no progress bar')
-  args = parser.parse_args(argv)
-  if bool(args.model) == bool(args.config_file):
-    parser.error('give either --model or --config_file (with '
-                 '--checkpoint_path)')
-  if args.config_file and not args.checkpoint_path:
-    parser.error('--config_file needs --checkpoint_path')
-  paths = list_inputs(args.input)
-  if not args.overwrite:
-    atomic_files.refuse_existing(output_paths(args.output_dir, paths))
-  predictor = (load_saved_model(args.model) if args.model
-               else load_checkpoint(args))
-  errors = predict_files(predictor, paths, args.output_dir,
-                         progress=not args.no_progress)
-  done = len(paths) - len(errors)
-  print(f'{done} of {len(paths)} image(s) predicted into {args.output_dir}')
-  return 1 if errors else 0
-
-
-run = cli.entry_point(main)
-
-
-if __name__ == '__main__':
-  run()

@@ -1,9 +1,7 @@
-"""`cmt-visualize`: the paper's pictures of the clustering for one image.
+"""The paper's pictures of the clustering for one image (`cmt-visualize`,
+whose command line is `cmt.tools.visualize`).
 
-  cmt-visualize --config_file=F --checkpoint_path=C --input=IMAGE --output_dir=O
-      [--overwrite]
-
-Writes
+`visualize` writes
   O/<name>_fig5_clustering.png   Fig. 5: the clustering result of every CMT
       layer, Z = softmax_N(assignment logits) (Eq. 6), shown as argmax_N with
       one colour per cluster center (`AUX_OUTPUTS`, then the final mask
@@ -25,8 +23,6 @@ from typing import Optional, Sequence
 import numpy as np
 
 from cmt import atomic_files
-from cmt import cli
-from cmt import inference_flags
 
 # Centers shown in Fig. 1.
 NUM_ATTENTION_CENTERS = 4
@@ -188,32 +184,3 @@ def figure_paths(output_dir: str, name: str) -> list[str]:
   """The Fig. 5 and Fig. 1 files written for image `name`."""
   return [os.path.join(output_dir, f'{name}_{suffix}.png')
           for suffix in ('fig5_clustering', 'fig1_cross_attention')]
-
-
-@cli.command('cmt-visualize')
-def main(argv: Optional[Sequence[str]] = None) -> int:
-  parser = cli.ArgumentParser(prog='cmt-visualize', description=__doc__)
-  inference_flags.add_model_flags(parser, required=True)
-  parser.add_argument('--input', required=True, help='one image file')
-  parser.add_argument('--output_dir', required=True)
-  parser.add_argument('--overwrite', action='store_true',
-                      help='replace figures that exist already')
-  args = parser.parse_args(argv)
-  from cmt import predict  # pylint: disable=g-import-not-at-top
-  name = os.path.splitext(os.path.basename(args.input))[0]
-  if not args.overwrite:
-    atomic_files.refuse_existing(figure_paths(args.output_dir, name))
-  image = predict.read_image(args.input)
-  from cmt import export  # pylint: disable=g-import-not-at-top  (TensorFlow)
-  inference = export.build_inference(inference_flags.load_options(args),
-                                     args.checkpoint_path)
-  paths = visualize(inference, image, args.output_dir, name)
-  print('\n'.join(paths))
-  return 0
-
-
-run = cli.entry_point(main)
-
-
-if __name__ == '__main__':
-  run()

@@ -13,16 +13,13 @@ with --runs, the PQ / PQ-Th / PQ-St of an evaluated run of that config
 for all rows): progress goes to stderr, and nothing is cached on disk.
 """
 
-import argparse
 import dataclasses
 import gc
-import json
 import pathlib
 import sys
 import time
 from typing import Callable, Optional, Sequence, TextIO
 
-from cmt import cli
 from cmt import config
 from cmt.data import dataset_info as dataset_info_lib
 from cmt.evaluation import evaluated_runs
@@ -266,69 +263,3 @@ def render_text(entries: Sequence[TableEntry], show_params: bool,
                    f'PQ-St {run.pq_stuff:.1f}  [{run.metrics_file}]')
     blocks.append('\n'.join(lines))
   return '\n\n'.join(blocks) + '\n'
-
-
-def _parse_tables(value: str) -> tuple[str, ...]:
-  tables = tuple(t.strip() for t in value.split(',') if t.strip())
-  unknown = [t for t in tables if t not in paper_table_rows.TABLE_TITLES]
-  if unknown or not tables:
-    raise argparse.ArgumentTypeError(
-        f'unknown table(s) {unknown or value!r}; choose from '
-        f'{", ".join(paper_table_rows.TABLES)}')
-  return tables
-
-
-def build_parser() -> argparse.ArgumentParser:
-  parser = cli.ArgumentParser(prog='cmt-paper-tables', description=__doc__)
-  parser.add_argument('--params', action='store_true',
-                      help='build every row\'s model and count its '
-                      'parameters (slow: minutes)')
-  parser.add_argument('--json', action='store_true',
-                      help='print a JSON list instead of tables')
-  parser.add_argument('--runs', metavar='DIR', type=cli.local_path,
-                      help='folder of evaluated runs (model_dirs with '
-                      'eval/metrics.json) to fill the PQ columns')
-  parser.add_argument('--configs_root', metavar='DIR', type=cli.local_path,
-                      default=str(default_configs_root()),
-                      help='folder the registry\'s config paths are relative '
-                      'to (default: %(default)s)')
-  parser.add_argument('--tables', type=_parse_tables,
-                      default=paper_table_rows.TABLES,
-                      help='comma-separated subset of: ' +
-                      ', '.join(paper_table_rows.TABLES))
-  return parser
-
-
-@cli.command('cmt-paper-tables')
-def main(argv=None, param_counter: Optional[ParamCounter] = None,
-         stdout: TextIO = None, stderr: TextIO = None) -> int:
-  """Runs the tool; `param_counter` replaces the model builder in tests."""
-  stdout = stdout or sys.stdout
-  stderr = stderr or sys.stderr
-  args = build_parser().parse_args(argv)
-  configs_root = pathlib.Path(args.configs_root)
-  rows = [r for r in paper_table_rows.ROWS if r.table in args.tables]
-  counter = (param_counter or model_param_counter) if args.params else None
-  try:
-    runs = evaluated_runs.find_runs(args.runs) if args.runs else []
-    entries = build_entries(rows, configs_root, counter, runs, stderr)
-    other_runs = runs_matching_no_row(runs, configs_root)
-  except (config.ConfigError, evaluated_runs.MetricsError) as error:
-    print(f'cmt-paper-tables: error: {cli.one_line(error)}', file=stderr)
-    return 1
-  if args.json:
-    json.dump([e.to_json() for e in entries], stdout, indent=2,
-              ensure_ascii=False)
-    stdout.write('\n')
-    for run in other_runs:
-      print(f'note: {run.metrics_file} matches no paper row', file=stderr)
-  else:
-    stdout.write(render_text(entries, args.params, other_runs))
-  return 0
-
-
-run = cli.entry_point(main)
-
-
-if __name__ == '__main__':
-  run()

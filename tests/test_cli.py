@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from cmt import cli
+from cmt.tools import commands
 from tests.conftest import REPO_ROOT
 
 
@@ -51,16 +52,7 @@ def test_tensorflow_error_is_its_first_line(monkeypatch):
 
 def test_help_is_fast_and_imports_no_tensorflow():
   """--help of every script answers without importing TensorFlow."""
-  modules = {'cmt-config': 'cmt.config_tool',
-             'cmt-synthetic-data': 'cmt.data.synthetic',
-             'cmt-build-data': 'cmt.data.build_data',
-             'cmt-train': 'cmt.trainer.train_main',
-             'cmt-evaluate': 'cmt.evaluation.evaluate_main',
-             'cmt-export': 'cmt.export_main', 'cmt-predict': 'cmt.predict',
-             'cmt-visualize': 'cmt.visualize',
-             'cmt-paper-tables': 'cmt.evaluation.paper_tables',
-             'cmt-import-deeplab2': 'cmt.import_deeplab2_main',
-             'cmt-ablate': 'cmt.ablation.ablate_main'}
+  modules = {name: commands.module_of(name) for name in commands.COMMANDS}
   code = ('import importlib, io, contextlib, sys\n'
           f'for name in {sorted(modules.values())!r}:\n'
           '  out = io.StringIO()\n'
@@ -86,7 +78,7 @@ def test_tensorflow_logging_is_quiet_unless_debugging(monkeypatch):
 
 def test_cmt_train_help_flags(capsys):
   """-h, --help, --helpshort and --helpfull all print help."""
-  from cmt.trainer import train_main  # pylint: disable=g-import-not-at-top
+  from cmt.tools import train as train_main  # pylint: disable=g-import-not-at-top
   for flag in ('-h', '--help', '--helpshort', '--helpfull'):
     assert train_main.main([flag]) == 0
     out = capsys.readouterr()

@@ -8,7 +8,7 @@ import pytest
 
 from cmt import config
 from cmt import config_checks
-from cmt import config_tool
+from cmt.tools import config as config_tool
 from tests.conftest import REPO_ROOT
 
 DEMO = REPO_ROOT / 'configs' / 'demo' / 'cmt_deeplab_synthetic_cpu.textproto'

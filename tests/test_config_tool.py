@@ -5,7 +5,7 @@ import shutil
 import subprocess
 import sys
 
-from cmt import config_tool
+from cmt.tools import config as config_tool
 
 CONFIGS = pathlib.Path(__file__).resolve().parent.parent / 'configs'
 

@@ -1,11 +1,11 @@
-"""`python -m cmt.demo`: the orchestration, on a tiny setting (--quick)."""
+"""`cmt-demo`: the orchestration, on a tiny setting (--quick)."""
 
 import importlib.util
 import json
 
 import pytest
 
-from cmt import demo
+from cmt.tools import demo
 
 
 def test_missing_config_is_a_usage_error(tmp_path, capsys):
@@ -47,7 +47,7 @@ def test_a_failing_step_stops_the_demo(tmp_path, capsys):
   status = demo.main([f'--output_dir={out}', '--quick',
                       '--override=trainer_options.no_such_field=1'])
   assert status == 1
-  assert 'cmt-train exited with status 1; stopped.' in capsys.readouterr().err
+  assert 'cmt-train exited with status 1; stopped' in capsys.readouterr().err
   layout = demo.Layout(out)
   assert layout.tfrecords.is_dir()  # the steps before it ran
   assert not layout.metrics_json.exists()

@@ -20,16 +20,18 @@ from tests.conftest import REPO_ROOT
 # refuse URLs instead (`cli.local_path`).
 SCANNED_FILES = (
     'cmt/atomic_files.py', 'cmt/cli.py', 'cmt/common.py', 'cmt/config.py',
-    'cmt/config_checks.py', 'cmt/export.py', 'cmt/export_main.py',
-    'cmt/file_io.py', 'cmt/import_deeplab2.py', 'cmt/import_deeplab2_main.py',
-    'cmt/inference_flags.py', 'cmt/model_checks.py', 'cmt/predict.py',
-    'cmt/visualize.py', 'cmt/data/build_data.py', 'cmt/data/dataset_info.py',
+    'cmt/config_checks.py', 'cmt/export.py', 'cmt/file_io.py',
+    'cmt/model_checks.py', 'cmt/predict.py', 'cmt/visualize.py',
+    'cmt/data/build_data.py', 'cmt/data/dataset_info.py',
     'cmt/data/eval_inputs.py', 'cmt/data/pipeline.py',
     'cmt/data/preprocessing.py', 'cmt/data/record_errors.py',
-    'cmt/data/targets.py', 'cmt/data/tfrecord_format.py',
+    'cmt/data/crop_targets.py', 'cmt/data/tfrecord_format.py',
+    'cmt/tools/build_data.py', 'cmt/tools/config.py', 'cmt/tools/export.py',
+    'cmt/tools/flags.py', 'cmt/tools/import_deeplab2.py',
+    'cmt/tools/predict.py', 'cmt/tools/train.py', 'cmt/tools/visualize.py',
     'evaluation/coco_panoptic_format.py', 'evaluation/evaluator.py',
     'evaluation/panoptic_quality.py', 'evaluation/semantic_iou.py')
-SCANNED_FOLDERS = ('trainer', 'cmt/model', 'cmt/vis')
+SCANNED_FOLDERS = ('trainer', 'cmt/deeplab2', 'cmt/model', 'cmt/vis')
 
 # (file, function, call) -> why it may use a Python file API.
 ALLOWED = {

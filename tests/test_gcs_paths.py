@@ -17,14 +17,17 @@ import tensorflow as tf
 
 from cmt import atomic_files
 from cmt import cli
-from cmt import export_main
 from cmt import predict
 from cmt.data import build_data
 from cmt.data import synthetic
-from cmt.evaluation import evaluate_main
-from cmt.evaluation import paper_tables
+from cmt.tools import build_data as build_data_tool
+from cmt.tools import evaluate as evaluate_main
+from cmt.tools import export as export_main
+from cmt.tools import paper_tables as paper_tables_tool
+from cmt.tools import predict as predict_tool
+from cmt.tools import synthetic_data
+from cmt.tools import train as train_main
 from cmt.trainer import checkpoints
-from cmt.trainer import train_main
 from tests.conftest import REPO_ROOT
 
 DEMO_CONFIG = REPO_ROOT / 'configs' / 'demo' / 'cmt_deeplab_synthetic_cpu.textproto'
@@ -87,7 +90,7 @@ def _copy_to(local_folder, url_folder: str, names) -> str:
 def _build_records(raw, categories: str, records: str):
   """cmt-build-data: local COCO-format input, shards written to `records`."""
   for split in ('train', 'val'):
-    assert build_data.main([
+    assert build_data_tool.main([
         f'--image_dir={raw}/images/{split}',
         f'--panoptic_json={raw}/panoptic_{split}.json',
         f'--panoptic_dir={raw}/panoptic/{split}',
@@ -99,7 +102,7 @@ def _build_records(raw, categories: str, records: str):
 def test_train_eval_export_predict_with_every_path_on_ram(
     tmp_path, empty_cwd, ram_root, tiny_checkpoint, capsys):
   raw = tmp_path / 'raw'  # cmt-build-data reads its input locally
-  assert synthetic.main([f'--output_dir={raw}', '--num_train=4',
+  assert synthetic_data.main([f'--output_dir={raw}', '--num_train=4',
                          '--num_val=2', '--image_size=49', '--seed=3']) == 0
   data = _copy_to(raw, f'{ram_root}/data', ['categories.json'])
   categories = f'{data}/categories.json'
@@ -152,7 +155,7 @@ def test_train_eval_export_predict_with_every_path_on_ram(
   images = _copy_to(raw / 'images' / 'val', f'{ram_root}/images',
                     sorted(os.listdir(raw / 'images' / 'val')))
   outputs = f'{ram_root}/predictions'
-  assert predict.main([f'--model={saved_model}', f'--input={images}',
+  assert predict_tool.main([f'--model={saved_model}', f'--input={images}',
                        f'--output_dir={outputs}', '--no_progress']) == 0
   assert '2 of 2 image(s) predicted' in capsys.readouterr().out
   for folder in ('overlay', 'panoptic', 'segments'):
@@ -187,11 +190,11 @@ def test_a_model_dir_that_is_a_file_is_refused_in_one_line(
     (evaluate_main.main, ['--gt_json=gt.json', '--gt_folder=gt',
                           '--pred_json=p.json', '--pred_folder=gs://b/p'],
      '--pred_folder'),
-    (synthetic.main, ['--output_dir=gs://b/synthetic'], '--output_dir'),
-    (build_data.main, ['--image_dir=gs://b/images', '--panoptic_json=p.json',
+    (synthetic_data.main, ['--output_dir=gs://b/synthetic'], '--output_dir'),
+    (build_data_tool.main, ['--image_dir=gs://b/images', '--panoptic_json=p.json',
                        '--panoptic_dir=p', '--output_dir=gs://b/records'],
      '--image_dir'),
-    (paper_tables.main, ['--runs=gs://b/runs'], '--runs'),
+    (paper_tables_tool.main, ['--runs=gs://b/runs'], '--runs'),
 ], ids=['evaluate-gt', 'evaluate-pred', 'synthetic', 'build-data',
         'paper-tables'])
 def test_a_local_only_tool_refuses_a_url_in_one_line(

@@ -8,6 +8,8 @@ import zipfile
 
 import pytest
 
+from cmt.tools import commands
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
@@ -34,8 +36,9 @@ def test_wheel_has_one_top_level_package(wheel):
     assert required in names, required
   entry_points = next(n for n in names if n.endswith('entry_points.txt'))
   with zipfile.ZipFile(wheel) as archive:
-    assert 'cmt-config = cmt.config_tool:run' in archive.read(
-        entry_points).decode()
+    listed = archive.read(entry_points).decode()
+  for command in commands.COMMANDS:
+    assert f'{command} = {commands.module_of(command)}:run' in listed, command
 
 
 def test_installed_wheel_imports_from_another_directory(wheel, tmp_path):

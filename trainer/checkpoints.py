@@ -27,7 +27,7 @@ naming the first one missing and the count, before anything is assigned.
     the backbone variables outside `pretrained_variables` start from
     initialisation, are counted in the log, and must not be in the
     checkpoint (a declaration the checkpoint contradicts is refused).
-A checkpoint DeepLab2 wrote is read through `trainer.deeplab2_checkpoint`
+A checkpoint DeepLab2 wrote is read through `cmt.deeplab2.checkpoint`
 (passed in as `foreign`), by the same rules.
 """
 
@@ -128,7 +128,7 @@ def warm_start(model: tf_keras.Model, checkpoint_path: str,
 
   The checkpoint holds a `model` at its root (what `cmt-train` writes) or,
   when `foreign(reader, resolved_path)` is given, it reads any other
-  checkpoint (DeepLab2's, `trainer.deeplab2_checkpoint`) and returns the
+  checkpoint (DeepLab2's, `cmt.deeplab2.checkpoint`) and returns the
   report. Raises ValueError, naming `model_options.initial_checkpoint`, when
   the path is not a checkpoint or nothing in it fits the model.
   """

@@ -289,7 +289,7 @@ def _build_checkpoint_manager(options, dataset_info, builders: Builders,
   model_options = options.model_options
   if model_options.initial_checkpoint:
     def from_deeplab2(reader, resolved):
-      from cmt.trainer import deeplab2_checkpoint  # pylint: disable=g-import-not-at-top
+      from cmt.deeplab2 import checkpoint as deeplab2_checkpoint  # pylint: disable=g-import-not-at-top
       return deeplab2_checkpoint.warm_start(
           model, reader, resolved, options, dataset_info,
           backbone_only=(model_options.restore_scope ==

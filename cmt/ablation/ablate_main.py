@@ -29,7 +29,6 @@ Writes, under O:
 checks that everything runs.
 """
 
-import argparse
 import dataclasses
 import json
 import os
@@ -37,10 +36,9 @@ import shutil
 import subprocess
 import sys
 import time
-from typing import Optional, Sequence
+from typing import Sequence
 
 from cmt import atomic_files
-from cmt import cli
 from cmt.ablation import report
 from cmt.ablation import rows as rows_lib
 from cmt.evaluation import paper_tables
@@ -72,37 +70,6 @@ class Settings:
 FULL = dict(steps=480, num_seeds=3, image_size=129, num_train=600,
             num_val=100)
 QUICK = dict(steps=4, num_seeds=1, image_size=65, num_train=8, num_val=2)
-
-
-def build_parser() -> argparse.ArgumentParser:
-  parser = cli.ArgumentParser(
-      prog=PROG, description=__doc__,
-      formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('--output_dir', required=True, type=cli.local_path)
-  parser.add_argument('--overwrite', action='store_true',
-                      help='replace --output_dir (else a rerun with the same '
-                      'settings resumes it)')
-  parser.add_argument('--quick', action='store_true',
-                      help='a few steps on a few small images')
-  parser.add_argument('--rows', default=','.join(rows_lib.ROW_KEYS),
-                      help='comma-separated (default: all): ' +
-                      ', '.join(rows_lib.ROW_KEYS))
-  parser.add_argument('--seeds', type=int, default=None,
-                      help=f'seeds 0..K-1 per row (default {FULL["num_seeds"]})')
-  parser.add_argument('--steps', type=int, default=None,
-                      help=f'training steps per run (default {FULL["steps"]})')
-  parser.add_argument('--image_size', type=int, default=None,
-                      help=f'16k + 1 (default {FULL["image_size"]})')
-  parser.add_argument('--num_train', type=int, default=None)
-  parser.add_argument('--num_val', type=int, default=None)
-  parser.add_argument('--jobs', type=int, default=2,
-                      help='runs side by side (default: %(default)s)')
-  parser.add_argument('--threads', type=int, default=0,
-                      help='intra-op threads per run (default: 2 / --jobs)')
-  parser.add_argument('--config_file', default=DEFAULT_CONFIG,
-                      type=cli.local_path,
-                      help='the baseline config (default: %(default)s)')
-  return parser
 
 
 def settings_of(args) -> Settings:
@@ -259,7 +226,7 @@ def write_outputs(output_dir: str, settings: Settings, jobs: Sequence[Job],
   return table
 
 
-def _clock(seconds: float) -> str:
+def clock(seconds: float) -> str:
   minutes, seconds = divmod(int(seconds), 60)
   return f'{minutes // 60}h{minutes % 60:02d}m' if minutes >= 60 else (
       f'{minutes}m{seconds:02d}s')
@@ -297,20 +264,20 @@ class Scheduler:
     # Training is most of a run; tracing and evaluation the rest.
     left = len(self.queue) + sum(1 - 0.8 * j.progress() for j, _, _ in
                                  self.running.values())
-    return f'ETA {_clock(left * mean / self.jobs_at_once)}'
+    return f'ETA {clock(left * mean / self.jobs_at_once)}'
 
   def _line(self) -> str:
     running = ', '.join(f'{j.name} {j.progress():.0%}'
                         for j, _, _ in self.running.values())
     done = self.total - len(self.queue) - len(self.running)
-    return (f'[{done}/{self.total} done, {_clock(time.time() - self.start)}] '
+    return (f'[{done}/{self.total} done, {clock(time.time() - self.start)}] '
             f'running: {running or "-"} | {self._eta()}')
 
   def _finish(self, key, status):
     job, _, started = self.running.pop(key)
     if status == 0 and os.path.isfile(job.result_json):
       self.durations.append(time.time() - started)
-      print(f'finished {job.name} in {_clock(time.time() - started)}',
+      print(f'finished {job.name} in {clock(time.time() - started)}',
             flush=True)
       print(write_outputs(self.output_dir, self.settings, self.all_jobs,
                           time.time() - self.start), flush=True)
@@ -338,41 +305,3 @@ class Scheduler:
       for _, process, _ in self.running.values():
         process.terminate()
         process.wait()
-
-
-@cli.command(PROG)
-def main(argv: Optional[Sequence[str]] = None) -> int:
-  args = build_parser().parse_args(argv)
-  if args.jobs < 1 or args.threads < 0:
-    raise ValueError(f'--jobs={args.jobs} / --threads={args.threads}: '
-                     '--jobs must be >= 1 and --threads >= 0')
-  settings = settings_of(args)
-  threads = args.threads or max(1, (os.cpu_count() or 2) // args.jobs)
-  prepare_output(args.output_dir, settings, args.overwrite)
-  data_dir = os.path.join(args.output_dir, 'data')
-  started = time.time()
-  print(f'writing the dataset to {data_dir}', flush=True)
-  make_data(data_dir, settings)
-  jobs = [Job(rows_lib.row_of(key), seed,
-              os.path.join(args.output_dir, 'runs', key))
-          for seed in settings.seeds for key in settings.rows]
-  scheduler = Scheduler(jobs, settings, data_dir, args.output_dir,
-                        args.jobs, threads)
-  print(f'{scheduler.total} of {len(jobs)} runs to do, {args.jobs} at a '
-        f'time with {threads} thread(s) each', flush=True)
-  scheduler.run(report_every=10.0 if args.quick else 60.0)
-  table = write_outputs(args.output_dir, settings, jobs,
-                        time.time() - started)
-  print(f'\n{table}\n\nwall time {_clock(time.time() - started)}; '
-        f'{os.path.join(args.output_dir, "table.txt")}', flush=True)
-  if scheduler.failures:
-    raise ValueError(f'{len(scheduler.failures)} run(s) failed; first: '
-                     f'{scheduler.failures[0]}')
-  return 0
-
-
-run = cli.entry_point(main)
-
-
-if __name__ == '__main__':
-  run()

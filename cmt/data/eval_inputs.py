@@ -55,7 +55,7 @@ class HostExample:
   name: str
   # [H0, W0] int32 semantic * label_divisor + instance at the stored size.
   gt_panoptic: np.ndarray
-  # [H0, W0] bool, thing class with instance 0 (`cmt.data.targets`).
+  # [H0, W0] bool, thing class with instance 0 (`cmt.data.crop_targets`).
   gt_crowd: np.ndarray
   encoded_image: bytes
 

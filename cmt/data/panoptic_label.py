@@ -32,10 +32,7 @@ import numpy as np
 from PIL import Image
 
 from cmt.data import dataset_info as dataset_info_lib
-
-
-class DataError(ValueError):
-  """A dataset file that cannot be converted; the message names the file."""
+from cmt.data.errors import DataError
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,7 +11,7 @@ batch B, crop H x W, K = max_num_masks):
   GT_PIXEL_WEIGHT, GT_CROWD [B, H, W] float32;
   GT_MASK_CLASS [B, K] int32; GT_MASK_VALID, GT_MASK_IS_THING [B, K] float32;
   IMAGE_SIZE, ORIGINAL_IMAGE_SIZE [B, 2] int32; IMAGE_NAME [B] string.
-(targets: `cmt.data.targets`).
+(targets: `cmt.data.crop_targets`).
 
 Training (`is_training=True`): epoch after epoch, each a fresh shuffle of
 this input pipeline's share of the files and of its records (so an epoch
@@ -59,11 +59,12 @@ from cmt import common
 from cmt import config_checks
 from cmt.data import dataset_info as dataset_info_lib
 from cmt.data import preprocessing
-from cmt.data import record_errors
-from cmt.data import targets as targets_lib
+from cmt.data import crop_targets as targets_lib
 from cmt.data import tfrecord_format
 
 _AUTOTUNE = tf.data.AUTOTUNE
+# Starts the message of the class-range assertion (`record_errors` reads it).
+CLASS_RANGE_MARKER = 'record class out of range'
 # Records read in parallel from this many files while training.
 _INTERLEAVE_CYCLE = 8
 
@@ -120,7 +121,7 @@ def _checked_classes(label: tf.Tensor, name: tf.Tensor,
   largest = tf.reduce_max(label // info.label_divisor)
   check = tf.debugging.Assert(
       largest <= info.num_classes,
-      [record_errors.CLASS_RANGE_MARKER, largest, info.num_classes, name])
+      [CLASS_RANGE_MARKER, largest, info.num_classes, name])
   with tf.control_dependencies([check]):
     return tf.identity(label)
 

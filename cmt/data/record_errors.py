@@ -14,10 +14,9 @@ from typing import Iterable, List, Optional
 
 import tensorflow as tf
 
-from cmt.data.panoptic_label import DataError
+from cmt.data import pipeline
+from cmt.data.errors import DataError
 
-# Starts the message of the class-range assertion of the input pipeline.
-CLASS_RANGE_MARKER = 'record class out of range'
 # A TFRecord: uint64 length, uint32 CRC of it, data, uint32 CRC of the data.
 _HEADER_BYTES = 12
 _FOOTER_BYTES = 4
@@ -64,14 +63,12 @@ def explain(error: tf.errors.OpError,
   error is not about them."""
   if isinstance(error, tf.errors.DataLossError):
     return _explain_data_loss(error, datasets)
-  if CLASS_RANGE_MARKER in (error.message or ''):
+  if pipeline.CLASS_RANGE_MARKER in (error.message or ''):
     return _explain_class_range(error.message, datasets)
   return None
 
 
 def _explain_data_loss(error, datasets) -> Optional[DataError]:
-  # pylint: disable=g-import-not-at-top
-  from cmt.data import pipeline
   broken, searched = [], []
   for name, options in datasets.items():
     try:
@@ -94,8 +91,9 @@ def _explain_data_loss(error, datasets) -> Optional[DataError]:
 
 
 def _explain_class_range(message: str, datasets) -> DataError:
-  found = re.search(CLASS_RANGE_MARKER + r'.*?\[(\d+)\] \[(\d+)\] \[b?\'?'
-                    r'([^\]\']*)\'?\]', message, re.S)
+  found = re.search(pipeline.CLASS_RANGE_MARKER +
+                    r'.*?\[(\d+)\] \[(\d+)\] \[b?\'?([^\]\']*)\'?\]',
+                    message, re.S)
   detail = ''
   if found:
     detail = (f': image {found.group(3)!r} has class {found.group(1)}, but '

@@ -77,7 +77,7 @@ class BackboneTransformerDecoder(tf_keras.layers.Layer):
   `model_options` passed `model_checks.check_model` (`builder.build_model`
   runs it before building anything), so the fields are not checked again.
   The layer name 'encoder' and the attribute names are part of the
-  checkpoint paths (`cmt.model.deeplab2_names`).
+  checkpoint paths (`cmt.deeplab2.names`).
   """
 
   def __init__(self, model_options, norm: norm_act.NormConfig,

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from cmt.ablation import ablate_main
+from cmt.tools import ablate
 
 
 @pytest.mark.slow
@@ -17,7 +17,7 @@ def test_quick_run_writes_the_table_and_resumes(tmp_path, capsys):
   # baseline and the row with the clustering update and Eq. 14.
   argv = [f'--output_dir={out}', '--quick',
           '--rows=baseline,pixel_contrastive', '--jobs=2']
-  assert ablate_main.main(argv) == 0
+  assert ablate.main(argv) == 0
   printed = capsys.readouterr().out
   table = (out / 'table.txt').read_text()
   assert table.strip() in printed
@@ -32,5 +32,5 @@ def test_quick_run_writes_the_table_and_resumes(tmp_path, capsys):
   checks = results['summaries']['pixel_contrastive']['gradients']
   assert checks['new_variables'] > 0
   # A rerun with the same settings finds everything done.
-  assert ablate_main.main(argv) == 0
+  assert ablate.main(argv) == 0
   assert '0 of 2 runs to do' in capsys.readouterr().out

@@ -5,12 +5,12 @@ import re
 
 import pytest
 
-from cmt import config_tool
 from cmt.evaluation import paper_table_rows
 from cmt.evaluation import paper_tables
 from cmt.protos import evaluator_pb2
 from cmt.protos import model_pb2
 from cmt.protos import trainer_pb2
+from cmt.tools import config as config_tool
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[2] / 'configs'
 ROWS = paper_table_rows.ROWS

@@ -11,8 +11,10 @@ from PIL import Image
 
 from cmt.data import build_data
 from cmt.data import dataset_info
+from cmt.data import errors
 from cmt.data import panoptic_label
 from cmt.data import tfrecord_format
+from cmt.tools import build_data as build_data_tool
 
 
 def _read_records(output_dir):
@@ -33,7 +35,7 @@ def _feature(example, key):
 
 def test_coco_round_trip_gives_back_every_segment(coco_sample, tmp_path):
   output_dir = tmp_path / 'records'
-  code = build_data.main([
+  code = build_data_tool.main([
       f'--image_dir={coco_sample / "images"}',
       f'--panoptic_json={coco_sample / "panoptic_examples.json"}',
       f'--panoptic_dir={coco_sample / "panoptic"}',
@@ -177,7 +179,7 @@ def test_broken_input_is_named_and_leaves_nothing(synthetic_dataset, tmp_path,
   _build(raw, tmp_path / 'ok', synthetic_dataset['info'])  # intact: converts
   file_name, reason = breaker(raw)
   output_dir = tmp_path / 'records'
-  with pytest.raises(panoptic_label.DataError) as error:
+  with pytest.raises(errors.DataError) as error:
     _build(raw, output_dir, synthetic_dataset['info'])
   assert file_name in str(error.value) and reason in str(error.value)
   assert not output_dir.exists() or os.listdir(output_dir) == []
@@ -188,7 +190,7 @@ def test_error_from_parallel_workers_leaves_nothing(synthetic_dataset,
   raw = _copy_raw(synthetic_dataset, tmp_path)
   _corrupt_image(raw)
   output_dir = tmp_path / 'records'
-  code = build_data.main([
+  code = build_data_tool.main([
       f'--image_dir={raw / "images" / "train"}',
       f'--panoptic_json={raw / "panoptic_train.json"}',
       f'--panoptic_dir={raw / "panoptic" / "train"}',
@@ -221,7 +223,7 @@ def test_interrupted_run_leaves_no_shard(synthetic_dataset, tmp_path,
 def test_crowd_stuff_is_rejected():
   info = dataset_info.COCO_PANOPTIC
   segment_map = np.array([[5, 5], [0, 7]])
-  with pytest.raises(panoptic_label.DataError, match='crowd of stuff'):
+  with pytest.raises(errors.DataError, match='crowd of stuff'):
     panoptic_label.panoptic_label_from_coco(
         segment_map, [{'id': 5, 'category_id': 184, 'iscrowd': 1},
                       {'id': 7, 'category_id': 1, 'iscrowd': 0}],

@@ -18,11 +18,11 @@ import tensorflow as tf
 
 from cmt import common
 from cmt.data import build_data
+from cmt.data import crop_targets
 from cmt.data import dataset_info
 from cmt.data import eval_inputs
 from cmt.data import panoptic_label
 from cmt.data import pipeline
-from cmt.data import targets
 from cmt.model.loss import builder as loss_builder
 from cmt.protos import dataset_pb2
 from cmt.protos import evaluator_pb2
@@ -116,7 +116,7 @@ def test_the_device_sees_crowd_exactly_as_void(crowd_data):
   crowd_as_void = np.select(
       [ids == GRASS_ID, ids == PERSON_ID, ids == DOG_ID],
       [GRASS * divisor, PERSON * divisor + 1, DOG * divisor + 1], 0)
-  expected = targets.compute_targets(crowd_as_void.astype(np.int32), info,
+  expected = crop_targets.compute_targets(crowd_as_void.astype(np.int32), info,
                                      MAX_NUM_MASKS)
   assert sorted(batch) == sorted(trainer.DEVICE_KEYS)
   for key in loss_builder.GROUND_TRUTH_KEYS:

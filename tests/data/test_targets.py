@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from cmt import common
+from cmt.data import crop_targets
 from cmt.data import dataset_info
-from cmt.data import targets
 
 # Classes 1, 2 are things, 3, 4 stuff.
 INFO = dataset_info.from_categories('toy', [
@@ -59,7 +59,7 @@ def reference_targets(label, max_num_masks):
 
 @pytest.mark.parametrize('max_num_masks', [8, 3])
 def test_targets_match_reference(max_num_masks):
-  got = targets.compute_targets(LABEL, INFO, max_num_masks)
+  got = crop_targets.compute_targets(LABEL, INFO, max_num_masks)
   want = reference_targets(LABEL, max_num_masks)
   assert sorted(got) == sorted(want)
   for key, value in want.items():
@@ -69,7 +69,7 @@ def test_targets_match_reference(max_num_masks):
 
 def test_hand_checked_values():
   got = {k: v.numpy() for k, v in
-         targets.compute_targets(LABEL, INFO, 8).items()}
+         crop_targets.compute_targets(LABEL, INFO, 8).items()}
   # Areas: S3 8, S4 7, A1 4, A2 2, B1 2 (B1 first in raster order).
   np.testing.assert_array_equal(got[common.GT_MASK_CLASS],
                                 [3, 4, 1, 2, 1, 0, 0, 0])
@@ -93,7 +93,7 @@ def test_hand_checked_values():
 
 def test_dropped_masks_beyond_k_get_no_weight():
   got = {k: v.numpy() for k, v in
-         targets.compute_targets(LABEL, INFO, 2).items()}
+         crop_targets.compute_targets(LABEL, INFO, 2).items()}
   np.testing.assert_array_equal(got[common.GT_MASK_CLASS], [3, 4])
   assert got[common.GT_MASK_ID][1, 1] == -1   # A1 dropped
   assert got[common.GT_PIXEL_WEIGHT][1, 1] == 0
@@ -101,6 +101,6 @@ def test_dropped_masks_beyond_k_get_no_weight():
 
 
 def test_all_void_label():
-  got = targets.compute_targets(np.zeros((3, 3), np.int32), INFO, 4)
+  got = crop_targets.compute_targets(np.zeros((3, 3), np.int32), INFO, 4)
   assert (got[common.GT_MASK_ID].numpy() == -1).all()
   assert got[common.GT_MASK_VALID].numpy().sum() == 0

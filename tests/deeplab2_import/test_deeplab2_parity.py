@@ -20,13 +20,13 @@ import tensorflow as tf
 from cmt import common
 from cmt import config as config_lib
 from cmt.data import dataset_info as dataset_info_lib
+from cmt.deeplab2 import checkpoint as deeplab2_checkpoint
 from cmt.model import builder
 from cmt.model import post_processing
 from cmt.model.backbone import axial_resnet
 from cmt.model.layers import norm_act
 from cmt.protos import model_pb2
 from cmt.trainer import checkpoints
-from cmt.trainer import deeplab2_checkpoint
 from tests.deeplab2_import import conditioning
 from tests.deeplab2_import import conftest
 

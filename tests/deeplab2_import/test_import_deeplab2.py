@@ -5,9 +5,9 @@ import re
 import numpy as np
 import pytest
 
-from cmt import import_deeplab2
-from cmt import import_deeplab2_main
-from cmt.trainer import train_main
+from cmt.deeplab2 import import_checkpoint as import_deeplab2
+from cmt.tools import import_deeplab2 as import_deeplab2_main
+from cmt.tools import train as train_main
 from tests.deeplab2_import import conftest
 from tests.trainer.conftest import synthetic_records  # pylint: disable=unused-import
 

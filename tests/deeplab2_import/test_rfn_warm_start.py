@@ -13,14 +13,14 @@ import pytest
 import tensorflow as tf
 
 from cmt import config as config_lib
-from cmt import import_deeplab2
-from cmt import import_deeplab2_main
 from cmt.data import dataset_info as dataset_info_lib
+from cmt.deeplab2 import checkpoint as deeplab2_checkpoint
+from cmt.deeplab2 import import_checkpoint as import_deeplab2
+from cmt.deeplab2 import names as deeplab2_names
 from cmt.model import builder
-from cmt.model import deeplab2_names
 from cmt.protos import model_pb2
+from cmt.tools import import_deeplab2 as import_deeplab2_main
 from cmt.trainer import checkpoints
-from cmt.trainer import deeplab2_checkpoint
 from cmt.trainer import optimizer as optimizer_lib
 
 RFN_CONFIG = ('configs/coco/cmt_deeplab/'

@@ -8,7 +8,7 @@ import pytest
 
 from cmt.data import dataset_info as dataset_info_lib
 from cmt.evaluation import coco_panoptic_format
-from cmt.evaluation import evaluate_main
+from cmt.tools import evaluate as evaluate_main
 
 INFO = dataset_info_lib.COCO_PANOPTIC
 

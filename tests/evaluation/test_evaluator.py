@@ -7,11 +7,11 @@ import pytest
 
 from cmt.data import dataset_info as dataset_info_lib
 from cmt.evaluation import coco_panoptic_format
-from cmt.evaluation import evaluate_main
 from cmt.evaluation import evaluated_runs
 from cmt.evaluation import evaluator as evaluator_lib
 from cmt.evaluation import semantic_iou
 from cmt.protos import evaluator_pb2
+from cmt.tools import evaluate as evaluate_main
 
 INFO = dataset_info_lib.from_categories('toy', [
     {'id': 1, 'name': 'a', 'isthing': 1},

@@ -17,6 +17,7 @@ from cmt.evaluation import evaluator as evaluator_lib
 from cmt.evaluation import paper_table_rows
 from cmt.evaluation import paper_tables
 from cmt.protos import model_pb2
+from cmt.tools import paper_tables as paper_tables_tool
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CONFIGS = REPO / 'configs'
@@ -48,7 +49,7 @@ def _architecture(recipe):
 
 def run_main(*argv, counter=None):
   out, err = io.StringIO(), io.StringIO()
-  code = paper_tables.main(list(argv), param_counter=counter, stdout=out,
+  code = paper_tables_tool.main(list(argv), param_counter=counter, stdout=out,
                            stderr=err)
   return code, out.getvalue(), err.getvalue()
 

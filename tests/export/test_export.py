@@ -11,8 +11,8 @@ import tensorflow as tf
 
 from cmt import common
 from cmt import export
-from cmt import export_main
 from cmt.model import post_processing
+from cmt.tools import export as export_main
 from tests.conftest import TINY_CONFIG
 
 # Loads the SavedModel in a fresh interpreter that never imports cmt.

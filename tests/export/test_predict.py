@@ -8,6 +8,7 @@ import pytest
 
 from cmt import predict
 from cmt.evaluation import coco_panoptic_format
+from cmt.tools import predict as predict_tool
 from tests.conftest import TINY_CONFIG
 
 
@@ -37,7 +38,7 @@ def _check_outputs(output_dir, name, size, info):
 def test_predict_writes_three_outputs_per_coco_image(
     coco_sample, tiny_saved_model, tiny_inference, tmp_path):
   output_dir = tmp_path / 'out'
-  assert predict.main([f'--model={tiny_saved_model}',
+  assert predict_tool.main([f'--model={tiny_saved_model}',
                        f'--input={coco_sample / "images"}',
                        f'--output_dir={output_dir}', '--no_progress']) == 0
   images = sorted((coco_sample / 'images').glob('*.jpg'))
@@ -59,7 +60,7 @@ def test_config_and_checkpoint_give_the_saved_model_outputs(
   for mode, flags in (('saved', [f'--model={tiny_saved_model}']),
                       ('config', [f'--config_file={TINY_CONFIG}',
                                   f'--checkpoint_path={tiny_checkpoint}'])):
-    assert predict.main(flags + [f'--input={image}', '--no_progress',
+    assert predict_tool.main(flags + [f'--input={image}', '--no_progress',
                                  f'--output_dir={tmp_path / mode}']) == 0
   saved, config = (np.asarray(Image.open(
       tmp_path / mode / 'panoptic' / f'{image.stem}.png'))
@@ -80,7 +81,7 @@ def test_gray_rgba_and_unreadable_images(coco_sample, tiny_saved_model,
   small.convert('P').save(inputs / 'palette.png')
   (inputs / 'broken.jpg').write_bytes(b'not an image')
   output_dir = tmp_path / 'out'
-  code = predict.main([f'--model={tiny_saved_model}',
+  code = predict_tool.main([f'--model={tiny_saved_model}',
                        f'--input={inputs / "*.*"}',
                        f'--output_dir={output_dir}', '--no_progress'])
   assert code == 1
@@ -99,7 +100,7 @@ def test_gray_rgba_and_unreadable_images(coco_sample, tiny_saved_model,
 
 
 def test_input_that_matches_nothing_is_an_error(tmp_path, capsys):
-  assert predict.main(['--model=unused', f'--input={tmp_path / "*.jpg"}',
+  assert predict_tool.main(['--model=unused', f'--input={tmp_path / "*.jpg"}',
                        f'--output_dir={tmp_path}']) == 1
   assert 'no image found' in capsys.readouterr().err
 

@@ -12,10 +12,12 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from cmt import export_main
 from cmt import predict
 from cmt import visualize
 from cmt.data import synthetic
+from cmt.tools import export as export_main
+from cmt.tools import predict as predict_tool
+from cmt.tools import visualize as visualize_tool
 from tests.conftest import REPO_ROOT
 from tests.conftest import TINY_CONFIG
 
@@ -53,7 +55,7 @@ def test_predict_runs_extreme_aspect_ratios_and_skips_only_bad_files(
   out = tmp_path / 'out'
   (out / 'overlay').mkdir(parents=True)
   (out / 'overlay' / 'a_normal.png').write_text('old')
-  status = predict.main([f'--model={tiny_saved_model}', f'--input={inputs}',
+  status = predict_tool.main([f'--model={tiny_saved_model}', f'--input={inputs}',
                          f'--output_dir={out}', '--no_progress',
                          '--overwrite'])
   err = capfd.readouterr().err
@@ -79,7 +81,7 @@ def test_predict_refuses_same_stem_inputs_up_front(tmp_path, capfd):
   _save(inputs / 'x.jpg', 10, 10)
   _save(inputs / 'x.png', 10, 10)
   out = tmp_path / 'out'
-  status = predict.main(['--model=unused', f'--input={inputs}',
+  status = predict_tool.main(['--model=unused', f'--input={inputs}',
                          f'--output_dir={out}', '--no_progress'])
   err = capfd.readouterr().err
   assert status == 1
@@ -93,7 +95,7 @@ def test_visualize_runs_an_extreme_aspect_ratio(tiny_checkpoint, tmp_path,
   image = tmp_path / 'wide.png'
   _save(image, 40, 5000)
   out = tmp_path / 'figures'
-  status = visualize.main([f'--config_file={TINY_CONFIG}',
+  status = visualize_tool.main([f'--config_file={TINY_CONFIG}',
                            f'--checkpoint_path={tiny_checkpoint}',
                            f'--input={image}', f'--output_dir={out}'])
   assert status == 0, capfd.readouterr().err
@@ -132,8 +134,7 @@ def test_mismatched_export_prints_one_line(tiny_checkpoint, tmp_path, capfd):
 def test_params_counts_the_demo_config(through, tmp_path, capsys,
                                        monkeypatch):
   """`cmt-config params` fills ${CATEGORIES_JSON}, which sets the class
-  count, from --param or from the environment."""
-  from cmt import config_tool  # pylint: disable=g-import-not-at-top
+  from cmt.tools import config as config_tool  # pylint: disable=g-import-not-at-top
   categories = tmp_path / 'categories.json'
   categories.write_text(json.dumps(synthetic.categories_json()))
   args = ['params', str(DEMO_CONFIG)]

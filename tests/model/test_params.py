@@ -2,9 +2,9 @@
 
 import pytest
 
-from cmt import config_tool
 from cmt.data import dataset_info as dataset_info_lib
 from cmt.model import builder
+from cmt.tools import config as config_tool
 from tests.model import helpers
 
 

@@ -4,6 +4,8 @@ import pytest
 
 from cmt.data import build_data
 from cmt.data import synthetic
+from cmt.tools import build_data as build_data_tool
+from cmt.tools import synthetic_data
 from tests.conftest import REPO_ROOT
 
 DEMO_CONFIG = REPO_ROOT / 'configs' / 'demo' / 'cmt_deeplab_synthetic_cpu.textproto'
@@ -14,10 +16,10 @@ def synthetic_records(tmp_path_factory):
   """8 train + 2 val images of 65 x 65 as TFRecords; the demo's --params."""
   root = tmp_path_factory.mktemp('trainer_synthetic')
   raw, records = root / 'raw', root / 'records'
-  assert synthetic.main([f'--output_dir={raw}', '--num_train=8',
+  assert synthetic_data.main([f'--output_dir={raw}', '--num_train=8',
                          '--num_val=2', '--image_size=65', '--seed=3']) == 0
   for split in ('train', 'val'):
-    assert build_data.main(
+    assert build_data_tool.main(
         synthetic.build_data_args(str(raw), split, str(records)) +
         ['--num_shards=2']) == 0
   return {'TRAIN_SET': str(records / 'train-*'),

@@ -10,9 +10,9 @@ import tf_keras
 
 from cmt import common
 from cmt import config as config_lib
+from cmt.tools import train as train_main
 from cmt.trainer import checkpoints
 from cmt.trainer import train_lib
-from cmt.trainer import train_main
 from cmt.trainer import trainer as trainer_lib
 from tests.trainer.conftest import DEMO_CONFIG
 from tests.trainer.conftest import param_flags

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from cmt.data import dataset_info
-from cmt.data import panoptic_label
+from cmt.data import errors
 from cmt.data import pipeline
 from cmt.data import record_errors
 from cmt.protos import dataset_pb2
@@ -60,7 +60,7 @@ def test_a_truncated_shard_is_named_in_one_line(tmp_path, synthetic_records):
   broken = _truncated_copy(tmp_path, synthetic_records)
   categories = synthetic_records['CATEGORIES_JSON']
   num_classes = dataset_info.from_categories_json(categories).num_classes
-  with pytest.raises(panoptic_label.DataError) as error:
+  with pytest.raises(errors.DataError) as error:
     _real_data_run(tmp_path, broken, categories, num_classes)
   message = str(error.value)
   assert len(message.splitlines()) == 1
@@ -74,7 +74,7 @@ def test_records_with_classes_the_config_lacks_are_refused(tmp_path,
   categories = json.loads(open(synthetic_records['CATEGORIES_JSON']).read())
   fewer = tmp_path / 'two_categories.json'
   fewer.write_text(json.dumps(categories[:2]))
-  with pytest.raises(panoptic_label.DataError) as error:
+  with pytest.raises(errors.DataError) as error:
     _real_data_run(tmp_path, synthetic_records['TRAIN_SET'], str(fewer), 2)
   message = str(error.value)
   assert len(message.splitlines()) == 1

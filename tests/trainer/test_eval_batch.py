@@ -21,8 +21,8 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices('CPU')[0]
 tf.config.set_logical_device_configuration(
     cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from cmt.tools import train as train_main
 from cmt.trainer import strategy as strategy_lib
-from cmt.trainer import train_main
 devices = [d.name for d in tf.config.list_logical_devices('CPU')]
 strategy_lib.create_strategy = (
     lambda *args: tf.distribute.MirroredStrategy(devices))

@@ -15,6 +15,7 @@ import sys
 import pytest
 
 from cmt.data import build_data
+from cmt.tools import build_data as build_data_tool
 from tests.conftest import COCO_SAMPLE
 from tests.conftest import REPO_ROOT
 from tests.conftest import require_shared
@@ -27,7 +28,7 @@ COCO_CONFIGS = sorted(str(p) for p in
 def test_every_coco_config_evaluates_on_8_replicas(tmp_path):
   sample = require_shared(COCO_SAMPLE, 'the shared COCO samples')
   records = tmp_path / 'records'
-  assert build_data.main([
+  assert build_data_tool.main([
       f'--image_dir={sample / "images"}',
       f'--panoptic_json={sample / "panoptic_examples.json"}',
       f'--panoptic_dir={sample / "panoptic"}', f'--output_dir={records}',

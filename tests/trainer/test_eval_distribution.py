@@ -21,6 +21,7 @@ import pytest
 
 from cmt.data import build_data
 from cmt.data import synthetic
+from cmt.tools import build_data as build_data_tool
 from tests.conftest import REPO_ROOT
 from tests.trainer import multi_worker_check
 
@@ -54,7 +55,7 @@ def val_set(tmp_path_factory):
   raw, records = root / 'raw', root / 'records'
   synthetic.write_dataset(str(raw), num_train=0, num_val=len(VAL_SIZES),
                           image_size=VAL_SIZES, seed=9)
-  assert build_data.main(synthetic.build_data_args(
+  assert build_data_tool.main(synthetic.build_data_args(
       str(raw), 'val', str(records)) + ['--num_shards=2']) == 0
   params_json = root / 'params.json'
   params_json.write_text(json.dumps({

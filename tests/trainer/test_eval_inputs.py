@@ -14,6 +14,7 @@ from cmt import common
 from cmt import config
 from cmt.data import dataset_info as dataset_info_lib
 from cmt.data import eval_inputs
+from cmt.tools import build_data as build_data_tool
 from cmt.trainer import eval_loop
 from tests.trainer.conftest import DEMO_CONFIG
 
@@ -29,7 +30,7 @@ def seven_images(tmp_path_factory):
   raw, records = root / 'raw', root / 'records'
   synthetic.write_dataset(str(raw), num_train=0, num_val=NUM_IMAGES,
                           image_size=(33, 33), seed=2)
-  assert build_data.main(synthetic.build_data_args(
+  assert build_data_tool.main(synthetic.build_data_args(
       str(raw), 'val', str(records)) + ['--num_shards=2']) == 0
   options = config.load_config(str(DEMO_CONFIG), params={
       'TRAIN_SET': 't', 'VAL_SET': str(records / 'val-*'),

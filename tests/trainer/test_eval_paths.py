@@ -23,13 +23,15 @@ from PIL import Image
 import pytest
 import tf_keras
 
-from cmt import export_main
 from cmt import predict
 from cmt.data import build_data
 from cmt.data import panoptic_label
 from cmt.data import synthetic
 from cmt.evaluation import offline_evaluation
-from cmt.trainer import train_main
+from cmt.tools import build_data as build_data_tool
+from cmt.tools import export as export_main
+from cmt.tools import predict as predict_tool
+from cmt.tools import train as train_main
 from tests.trainer.conftest import DEMO_CONFIG
 from tests.trainer.conftest import param_flags
 
@@ -99,7 +101,7 @@ def test_every_evaluation_path_gives_the_same_numbers_and_maps(tmp_path):
   synthetic.write_dataset(str(tmp_path / 'train'), num_train=32, num_val=0,
                           image_size=(65, 65), seed=5)
   for folder, split in ((raw, 'val'), (tmp_path / 'train', 'train')):
-    assert build_data.main(synthetic.build_data_args(
+    assert build_data_tool.main(synthetic.build_data_args(
         str(folder), split, str(records)) + ['--num_shards=1']) == 0
   params = {'TRAIN_SET': str(records / 'train-*'),
             'VAL_SET': str(records / 'val-*'),
@@ -129,7 +131,7 @@ def test_every_evaluation_path_gives_the_same_numbers_and_maps(tmp_path):
                  *[f'--override={o}' for o in OVERRIDES]]
   assert export_main.main(model_flags + [f'--output_path={saved_model}']) == 0
   predicted = tmp_path / 'predicted'
-  assert predict.main([f'--model={saved_model}',
+  assert predict_tool.main([f'--model={saved_model}',
                        f'--input={raw / "images" / "val"}',
                        f'--output_dir={predicted}', '--no_progress']) == 0
   exported = _cmt_evaluate(raw, predicted / 'panoptic.json',

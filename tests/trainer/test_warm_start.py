@@ -11,9 +11,9 @@ from cmt import config as config_lib
 from cmt.data import dataset_info as dataset_info_lib
 from cmt.model import builder
 from cmt.protos import model_pb2
+from cmt.tools import train as train_main
 from cmt.trainer import checkpoints
 from cmt.trainer import train_lib
-from cmt.trainer import train_main
 from tests.trainer import standins
 from tests.trainer.conftest import DEMO_CONFIG
 from tests.trainer.conftest import param_flags

@@ -29,7 +29,7 @@ from cmt import common
 from cmt import config_checks
 from cmt.data import dataset_info as dataset_info_lib
 from cmt.model.loss import cross_entropy
-from cmt.model.loss import ground_truth as gt_lib
+from cmt.model.loss import strided_targets as gt_lib
 from cmt.model.loss import instance_discrimination
 from cmt.model.loss import mask_approximation
 from cmt.model.loss import matcher

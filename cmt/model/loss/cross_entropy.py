@@ -8,7 +8,7 @@ none gives 0).
 import tensorflow as tf
 
 from cmt.data import dataset_info
-from cmt.model.loss import ground_truth as gt_lib
+from cmt.model.loss import strided_targets as gt_lib
 from cmt.model.loss import matcher
 from cmt.model.loss import reduction
 
@@ -38,7 +38,7 @@ def semantic_cross_entropy(gt_semantic: tf.Tensor,
 
   Args:
     gt_semantic: [B, H, W] int contiguous classes at crop resolution, void
-      (0) on crowd pixels too (`cmt.data.targets`), as DeepLab2 trains.
+      (0) on crowd pixels too (`cmt.data.crop_targets`), as DeepLab2 trains.
     semantic_logits: [B, h, w, C + 1] on a strided grid of the crop.
   """
   _, height, width, num_classes = semantic_logits.shape

@@ -23,7 +23,7 @@ any).
 
 import tensorflow as tf
 
-from cmt.model.loss import ground_truth as gt_lib
+from cmt.model.loss import strided_targets as gt_lib
 from cmt.model.loss import reduction
 
 # Pushes excluded entries out of a softmax without producing inf - inf.

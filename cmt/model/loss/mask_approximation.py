@@ -19,7 +19,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from cmt.model.loss import ground_truth as gt_lib
+from cmt.model.loss import strided_targets as gt_lib
 from cmt.model.loss import matcher
 
 

@@ -18,7 +18,7 @@ from typing import Optional
 
 import tensorflow as tf
 
-from cmt.model.loss import ground_truth as gt_lib
+from cmt.model.loss import strided_targets as gt_lib
 from cmt.model.loss import hungarian
 
 # Keeps the dice of an empty prediction against an empty mask finite.

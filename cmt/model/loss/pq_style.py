@@ -20,7 +20,7 @@ so that alpha balances the two under about the same normaliser.
 import tensorflow as tf
 
 from cmt.data import dataset_info
-from cmt.model.loss import ground_truth as gt_lib
+from cmt.model.loss import strided_targets as gt_lib
 from cmt.model.loss import matcher
 from cmt.model.loss import reduction
 

@@ -6,8 +6,8 @@ import tensorflow as tf
 
 from cmt import common
 from cmt.model.loss import builder
-from cmt.model.loss import ground_truth as gt_lib
 from cmt.model.loss import matcher
+from cmt.model.loss import strided_targets as gt_lib
 from cmt.protos import trainer_pb2
 from tests.model.loss import reference
 from tests.model.loss import toy

@@ -25,12 +25,12 @@ import pytest
 import tensorflow as tf
 
 from cmt import common
+from cmt.data import crop_targets as targets_lib
 from cmt.data import dataset_info
-from cmt.data import targets as targets_lib
 from cmt.model.loss import builder
-from cmt.model.loss import ground_truth as gt_lib
 from cmt.model.loss import matcher
 from cmt.model.loss import pq_style
+from cmt.model.loss import strided_targets as gt_lib
 from cmt.protos import config_pb2
 from cmt.protos import trainer_pb2
 from tests import conftest

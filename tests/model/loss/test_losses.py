@@ -8,10 +8,10 @@ import tensorflow as tf
 
 from cmt import common
 from cmt.model.loss import builder
-from cmt.model.loss import ground_truth as gt_lib
 from cmt.model.loss import instance_discrimination
 from cmt.model.loss import matcher
 from cmt.model.loss import pq_style
+from cmt.model.loss import strided_targets as gt_lib
 from cmt.protos import trainer_pb2
 from tests.model.loss import toy
 

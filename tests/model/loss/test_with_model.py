@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from cmt import common
-from cmt.data import targets as targets_lib
+from cmt.data import crop_targets as targets_lib
 from cmt.model import builder as model_builder
 from cmt.model.loss import builder
 from tests.model import helpers

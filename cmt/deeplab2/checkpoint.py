@@ -13,7 +13,7 @@ DeepLab2 checkpoints come in three layouts, recognised by their names:
     (`backbone/_encoder/...`).
 
 `plan` pairs every variable of our model with the DeepLab2 variable of the
-same weight (`cmt.model.deeplab2_names`, by structure and name; both stacks
+same weight (`cmt.deeplab2.names`, by structure and name; both stacks
 of a Recursive Feature Network read the one backbone) and says why the
 others stay at initialisation; `refusal` says, in one line, why the
 checkpoint cannot start the model (a variable in scope it lacks, unless
@@ -38,8 +38,8 @@ from typing import List, Optional, Set, Tuple
 from absl import logging
 import tensorflow as tf
 
+from cmt.deeplab2 import names as deeplab2_names
 from cmt.model import builder
-from cmt.model import deeplab2_names
 from cmt.trainer import checkpoints
 
 _SUFFIX = '/.ATTRIBUTES/VARIABLE_VALUE'

@@ -1,4 +1,5 @@
-"""Ground truth for MaX-DeepLab / CMT-DeepLab training, from a panoptic label.
+"""The training targets of one crop (MaX-DeepLab / CMT-DeepLab), from its
+panoptic label.
 
 Given one cropped label map `semantic * divisor + instance` (encoding in
 `cmt.data.panoptic_label`), computes in TensorFlow:

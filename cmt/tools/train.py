@@ -9,13 +9,16 @@ Re-running the same command resumes from the last complete checkpoint in
 """
 
 import argparse
+import contextlib
+import io
 import logging as std_logging
 import sys
-from typing import Optional, Sequence
+from typing import Optional, Sequence, TextIO
 
 from cmt import cli
 from cmt import config as config_lib
 from cmt import config_checks
+from cmt.tools import flags
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,10 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
                       'empty: no TPU (refused where a TPU is visible)')
   parser.add_argument('--num_gpus', type=int, default=0,
                       help='GPUs to mirror over (>= 2 to mirror)')
-  parser.add_argument('--param', action='append', default=[],
-                      help='NAME=VALUE for a ${NAME} placeholder of the config')
-  parser.add_argument('--override', action='append', default=[],
-                      help='field.path=value applied on top of the config')
+  flags.add_config_flags(parser)
   return parser
 
 
@@ -55,15 +55,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       args.config_file, params=config_lib.parse_params(args.param),
       overrides=args.override,
       purposes=config_checks.MODE_PURPOSES[args.mode])
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  _check_model_dir(args.model_dir)
+  logging.set_verbosity(logging.INFO)
+  with _console(sys.stdout, sys.stderr):
+    _run(args, options)
+  return 0
+
+
+def _run(args, options):
+  """Runs --mode with the strategy of --master / --num_gpus."""
   # pylint: disable=g-import-not-at-top
   from absl import logging
   from cmt.trainer import strategy as strategy_lib
   from cmt.trainer import train_lib
   from cmt.trainer import trainer as trainer_lib
-  _check_model_dir(args.model_dir)
-  logging.set_verbosity(logging.INFO)
-  _log_progress_to_stdout()
-  _print_orbit_messages_once()
+  console = sys.stdout  # before Orbit's prints are discarded
   strategy = strategy_lib.create_strategy(args.master, args.num_gpus)
   train_batch = None
   if args.mode in ('train', 'train_and_eval'):
@@ -72,11 +79,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                    'train_dataset_options.batch_size')
   logging.info('%s', strategy_lib.describe(strategy, train_batch))
   try:
-    train_lib.run_experiment(args.mode, options, args.model_dir, strategy,
-                             config_file=args.config_file)
+    with contextlib.redirect_stdout(_Discard()):  # Orbit's printed copies
+      train_lib.run_experiment(
+          args.mode, options, args.model_dir, strategy,
+          config_file=args.config_file,
+          print_fn=lambda line: print(line, file=console, flush=True))
   except trainer_lib.NonFiniteLossError as error:
     raise ValueError(str(error)) from None  # a config's fault, not a bug
-  return 0
 
 
 def _check_model_dir(model_dir: str):
@@ -87,42 +96,45 @@ def _check_model_dir(model_dir: str):
                      '(it is created if missing)')
 
 
-class _CurrentStreamHandler(std_logging.StreamHandler):
-  """Writes to whatever sys.stdout / sys.stderr is when a record comes (a
-  test may have replaced it since)."""
+class _Discard(io.TextIOBase):
+  """A text stream that keeps nothing."""
 
-  def __init__(self, name: str):
-    super().__init__()
-    self._name = name
-
-  @property
-  def stream(self):
-    return getattr(sys, self._name)
-
-  @stream.setter
-  def stream(self, value):
-    del value  # always the current sys stream
+  def write(self, text: str) -> int:
+    return len(text)
 
 
-def _log_progress_to_stdout():
-  """absl INFO lines (strategy, warm start, checkpoints) are progress: they
-  go to stdout, so stderr holds only warnings and the one error line."""
-  progress = _CurrentStreamHandler('stdout')
+def _is_train_loop_output(record: std_logging.LogRecord) -> bool:
+  """Orbit's record of a training loop's output dictionary (every loss
+  term, one per line): TensorBoard has those scalars, and the console has
+  our one progress line per loop (`trainer.ProgressLine`)."""
+  message = record.getMessage()
+  return (record.pathname.replace('\\', '/').endswith('orbit/controller.py')
+          and message.startswith('train | ') and ' | output: ' in message)
+
+
+@contextlib.contextmanager
+def _console(console: TextIO, errors: TextIO):
+  """The console of a run. absl INFO lines (strategy, warm start,
+  checkpoints) are progress: they go to `console` (stdout), so stderr holds
+  only warnings and the one error line. Orbit's Controller logs each
+  message and also prints it: the console shows the logged copy, the printed
+  one is discarded (`_run`), and a training loop's output dictionary not at
+  all."""
+  progress = std_logging.StreamHandler(console)
   progress.addFilter(lambda record: record.levelno < std_logging.WARNING)
-  problems = _CurrentStreamHandler('stderr')
+  progress.addFilter(lambda record: not _is_train_loop_output(record))
+  problems = std_logging.StreamHandler(errors)
   problems.setLevel(std_logging.WARNING)
   for handler in (progress, problems):
     handler.setFormatter(std_logging.Formatter('%(levelname)s: %(message)s'))
   logger = std_logging.getLogger('absl')
+  before = logger.handlers, logger.propagate
   logger.handlers = [progress, problems]
   logger.propagate = False  # printed once, not again by the root logger
-
-
-def _print_orbit_messages_once():
-  """Orbit's controller both logs and prints each message, so every loop's
-  output dict reached the console twice; keep only the print."""
-  from orbit import controller  # pylint: disable=g-import-not-at-top
-  controller._log = lambda message: print(message, flush=True)  # pylint: disable=protected-access
+  try:
+    yield
+  finally:
+    logger.handlers, logger.propagate = before
 
 
 run = cli.entry_point(main)

@@ -1,4 +1,5 @@
-"""Padded ground truth brought to a prediction's resolution.
+"""The targets of a batch (`cmt.data.crop_targets`, padded) sampled onto a
+prediction's strided grid.
 
 The data pipeline gives labels at crop resolution [B, H, W] (crops 4k + 1);
 predictions live on a strided grid h = (H - 1) / s + 1. As in DeepLab2 the

@@ -13,13 +13,13 @@ from typing import Optional, Sequence
 
 from cmt import atomic_files
 from cmt import cli
-from cmt import inference_flags
+from cmt.tools import flags
 
 
 @cli.command('cmt-export')
 def main(argv: Optional[Sequence[str]] = None) -> int:
   parser = cli.ArgumentParser(prog='cmt-export', description=__doc__)
-  inference_flags.add_model_flags(parser, required=True)
+  flags.add_model_flags(parser, required=True)
   parser.add_argument('--output_path', required=True,
                       help='SavedModel directory to write')
   parser.add_argument('--overwrite', action='store_true',
@@ -27,7 +27,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   args = parser.parse_args(argv)
   if not args.overwrite:  # before minutes of work
     atomic_files.refuse_existing([args.output_path])
-  options = inference_flags.load_options(args)
+  options = flags.load_model_options(args)
   from cmt import export  # pylint: disable=g-import-not-at-top
   inference = export.build_inference(options, args.checkpoint_path)
   path = export.export(inference, args.output_path, args.overwrite)

@@ -1,6 +1,7 @@
-"""`make demo`: the whole pipeline on the synthetic dataset, on CPU.
+"""`cmt-demo` (`make demo`): the whole pipeline on the synthetic dataset, on
+CPU.
 
-    python -m cmt.demo --output_dir=demo_output [--quick]
+    cmt-demo --output_dir=demo_output [--quick]
         [--config_file=configs/demo/cmt_deeplab_demo.textproto]
         [--override field.path=value ...]
 
@@ -34,8 +35,14 @@ import sys
 import time
 from typing import Optional, Sequence
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = REPO_ROOT / 'configs' / 'demo' / 'cmt_deeplab_demo.textproto'
+from cmt import cli
+from cmt.tools import flags
+
+# configs/ of the checkout, or cmt/configs of an installed wheel.
+CONFIGS = pathlib.Path(__file__).resolve().parent.parent.parent / 'configs'
+if not CONFIGS.is_dir():
+  CONFIGS = pathlib.Path(__file__).resolve().parent.parent / 'configs'
+DEFAULT_CONFIG = CONFIGS / 'demo' / 'cmt_deeplab_demo.textproto'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +65,7 @@ QUICK_OVERRIDES = (
 )
 
 
-class StepError(RuntimeError):
+class StepError(ValueError):
   """A demo step that failed; the message names the step."""
 
 
@@ -102,10 +109,12 @@ class Demo:
   """Runs the steps in order, timing each one."""
 
   def __init__(self, layout: Layout, config_file: pathlib.Path,
-               overrides: Sequence[str], data: DataSize, num_predict: int):
+               overrides: Sequence[str], params: Sequence[str],
+               data: DataSize, num_predict: int):
     self.layout = layout
     self.config_file = config_file
     self.overrides = list(overrides)
+    self.params = list(params)
     self.data = data
     self.num_predict = num_predict
     self.timings: list[tuple[str, float]] = []
@@ -125,15 +134,16 @@ class Demo:
 
   def _config_args(self) -> list[str]:
     args = [f'--config_file={self.config_file}']
-    args += [f'--param={p}' for p in self.layout.dataset_params()]
+    args += [f'--param={p}'
+             for p in self.layout.dataset_params() + self.params]
     args += [f'--override={o}' for o in self.overrides]
     return args
 
   # The steps -----------------------------------------------------------
 
   def synthetic_data(self):
-    from cmt.data import synthetic  # pylint: disable=g-import-not-at-top
-    _check(synthetic.main([
+    from cmt.tools import synthetic_data  # pylint: disable=g-import-not-at-top
+    _check(synthetic_data.main([
         f'--output_dir={self.layout.synthetic}',
         f'--num_train={self.data.num_train}',
         f'--num_val={self.data.num_val}',
@@ -141,8 +151,9 @@ class Demo:
            'cmt-synthetic-data')
 
   def build_data(self):
-    from cmt.data import build_data  # pylint: disable=g-import-not-at-top
-    from cmt.data import synthetic  # pylint: disable=g-import-not-at-top
+    # pylint: disable=g-import-not-at-top
+    from cmt.data import synthetic
+    from cmt.tools import build_data
     for split in ('train', 'val'):
       print(f'converting the {split} split', flush=True)
       _check(build_data.main(
@@ -256,13 +267,10 @@ def summary(layout: Layout, demo: Demo, content: dict, seconds: float) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(
-      prog='python -m cmt.demo', description=__doc__,
-      formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = cli.ArgumentParser(prog='cmt-demo', description=__doc__)
   parser.add_argument('--output_dir', default='demo_output')
   parser.add_argument('--config_file', default=str(DEFAULT_CONFIG))
-  parser.add_argument('--override', action='append', default=[],
-                      help='field.path=value on top of the config (all tools)')
+  flags.add_config_flags(parser)
   parser.add_argument('--quick', action='store_true',
                       help='tiny data and 4 training steps (a smoke test)')
   parser.add_argument('--num_predict', type=int, default=4,
@@ -270,32 +278,33 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
+@cli.command('cmt-demo')
 def main(argv: Optional[Sequence[str]] = None) -> int:
-  args = build_parser().parse_args(argv)
+  parser = build_parser()
+  args = parser.parse_args(argv)
   config_file = pathlib.Path(args.config_file).resolve()
   if not config_file.is_file():
-    print(f'demo: error: --config_file {config_file} does not exist',
-          file=sys.stderr)
-    return 2
+    parser.error(f'--config_file={config_file}: no such file')
   if args.num_predict < 1:
-    print('demo: error: --num_predict must be >= 1', file=sys.stderr)
-    return 2
+    parser.error(f'--num_predict={args.num_predict}: must be >= 1')
   layout = Layout(pathlib.Path(args.output_dir).resolve())
   if layout.model_dir.exists():
     # A fresh run each time: an old checkpoint would otherwise be resumed.
     shutil.rmtree(layout.model_dir)
   overrides = (list(QUICK_OVERRIDES) if args.quick else []) + args.override
-  demo = Demo(layout, config_file, overrides,
+  demo = Demo(layout, config_file, overrides, args.param,
               QUICK_DATA if args.quick else FULL_DATA, args.num_predict)
   start = time.perf_counter()
   try:
     content = demo.run()
   except StepError as error:
-    print(f'\ndemo: error: {error}; stopped.', file=sys.stderr)
-    return 1
+    raise StepError(f'{error}; stopped') from None
   print(summary(layout, demo, content, time.perf_counter() - start))
   return 0
 
 
+run = cli.entry_point(main)
+
+
 if __name__ == '__main__':
-  sys.exit(main())
+  run()

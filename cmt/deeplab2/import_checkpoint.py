@@ -1,9 +1,9 @@
 """A DeepLab2 checkpoint -> a checkpoint of ours (`cmt-import-deeplab2`,
-whose command line is `cmt.import_deeplab2_main`).
+whose command line is `cmt.tools.import_deeplab2`).
 
 PATH is a checkpoint prefix or a directory (its latest checkpoint) in any
 of DeepLab2's layouts (its trainer's, or a backbone alone, plain or TF Model
-Garden; `cmt.trainer.deeplab2_checkpoint`). The model of the config is
+Garden; `cmt.deeplab2.checkpoint`). The model of the config is
 built, every variable DeepLab2 has a counterpart for is filled from it, and
 the result is written under DIR as `cmt-train` writes checkpoints, so that
 `initial_checkpoint: DIR`, `cmt-export --checkpoint_path=DIR` and
@@ -28,9 +28,9 @@ import tensorflow as tf
 
 from cmt import atomic_files
 from cmt.data import dataset_info as dataset_info_lib
+from cmt.deeplab2 import checkpoint as deeplab2_checkpoint
 from cmt.model import builder
 from cmt.trainer import checkpoints
-from cmt.trainer import deeplab2_checkpoint
 
 REPORT_NAME = 'mapping_report.txt'
 

@@ -4,15 +4,15 @@
       [--param NAME=VALUE ...] [--override field=value ...] --output_dir=DIR
       [--overwrite]
 
-What is mapped and how: `cmt.import_deeplab2`. DIR is written under a
-temporary name and renamed when complete; an existing non-empty DIR is
+What is mapped and how: `cmt.deeplab2.import_checkpoint`. DIR is written
+under a temporary name and renamed when complete; an existing non-empty DIR is
 replaced only with --overwrite.
 """
 
 from typing import Optional, Sequence
 
 from cmt import cli
-from cmt import inference_flags
+from cmt.tools import flags
 
 
 @cli.command('cmt-import-deeplab2')
@@ -23,20 +23,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                       'latest checkpoint)')
   parser.add_argument('--config_file', required=True,
                       help='experiment textproto describing the network')
-  parser.add_argument('--param', action='append', default=[],
-                      help='NAME=VALUE for a ${NAME} placeholder')
-  parser.add_argument('--override', action='append', default=[],
-                      help='field.path=value on top of the config')
+  flags.add_config_flags(parser, unset_paths_allowed=True)
   parser.add_argument('--output_dir', required=True,
                       help='directory to write our checkpoint to')
   parser.add_argument('--overwrite', action='store_true',
                       help='replace an existing non-empty --output_dir')
   args = parser.parse_args(argv)
-  options = inference_flags.load_options(args)
-  # pylint: disable=g-import-not-at-top
-  from cmt import import_deeplab2
-  import_deeplab2.convert(options, args.deeplab2_checkpoint, args.output_dir,
-                          args.overwrite)
+  options = flags.load_model_options(args)
+  from cmt.deeplab2 import import_checkpoint  # pylint: disable=g-import-not-at-top
+  import_checkpoint.convert(options, args.deeplab2_checkpoint,
+                            args.output_dir, args.overwrite)
   print(f'checkpoint written to {args.output_dir} (use it as '
         f'--checkpoint_path={args.output_dir} or initial_checkpoint)')
   return 0
