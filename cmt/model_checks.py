@@ -82,7 +82,7 @@ def _check_backbone(model, problems: Problems):
   problems.enum_set(f'{path}.drop_path_schedule', backbone.drop_path_schedule,
                     _Backbone.DropPathSchedule.DESCRIPTOR,
                     _Backbone.DROP_PATH_SCHEDULE_UNSPECIFIED)
-  problems.require(backbone.output_stride in (16, 32),
+  problems.require(backbone.output_stride in spec_lib.OUTPUT_STRIDES,
                    f'{path}.output_stride', backbone.output_stride,
                    'must be 16 or 32')
   axial = backbone.use_axial_beyond_stride
@@ -112,12 +112,13 @@ def _check_decoder(model, problems: Problems):
   decoder = model.decoder
   for i, stage in enumerate(decoder.transformer_stages):
     where = f'model_options.decoder.transformer_stages[{i}]'
-    problems.require(stage.backbone_stage in (4, 5),
+    problems.require(stage.backbone_stage in
+                     spec_lib.TRANSFORMER_BACKBONE_STAGES,
                      f'{where}.backbone_stage', stage.backbone_stage,
                      'must be 4 or 5')
     problems.at_least(f'{where}.num_blocks', stage.num_blocks, 1)
   high = decoder.high_resolution_output_stride
-  problems.require(high in (4, 8),
+  problems.require(high in spec_lib.HIGH_RESOLUTION_STRIDES,
                    'model_options.decoder.high_resolution_output_stride',
                    high, 'must be 4 or 8')
   if model.recursive_feature_network:
@@ -216,7 +217,8 @@ def dataset_with_model_problems(dataset, name: str, model) -> List[str]:
   problems = Problems()
   stride = model.backbone.output_stride
   crop = list(dataset.crop_size)
-  if len(crop) == 2 and min(crop) >= 1 and stride in (16, 32):
+  if (len(crop) == 2 and min(crop) >= 1 and
+      stride in spec_lib.OUTPUT_STRIDES):
     problem = crop_problem(crop, stride)
     if problem:
       problems.add(f'{name}.crop_size', crop, problem)

@@ -32,6 +32,10 @@ BLOCKS_PER_STAGE = {
 }
 # `num_blocks` without a name: an Axial-ResNet with those counts.
 DEFAULT_BACKBONE = 'AXIAL_RESNET_50'
+# The values `model_checks` allows, which the layouts below assume.
+OUTPUT_STRIDES = (16, 32)
+TRANSFORMER_BACKBONE_STAGES = (4, 5)
+HIGH_RESOLUTION_STRIDES = (4, 8)
 # Stride of the stem's output.
 STEM_STRIDE = 2
 # Stochastic depth is applied to blocks at stride >= 16 only (MaX-DeepLab).
@@ -309,7 +313,7 @@ def backbone_spec(backbone_options, recompute_options) -> BackboneSpec:
   """The backbone's blocks laid out by stride (module docstring)."""
   options = backbone_options
   output_stride = options.output_stride
-  if output_stride not in (16, 32):
+  if output_stride not in OUTPUT_STRIDES:
     raise ValueError('model_options.backbone.output_stride = '
                      f'{output_stride}: must be 16 or 32')
   axial_stride = options.use_axial_beyond_stride
@@ -382,7 +386,7 @@ def _transformer_stages(model_options, backbone: BackboneSpec
   result = []
   for stage_index, (stage, count) in enumerate(
       transformer_stage_layout(model_options)):
-    if stage not in (4, 5):
+    if stage not in TRANSFORMER_BACKBONE_STAGES:
       raise ValueError('model_options.decoder.transformer_stages'
                        f'[{stage_index}].backbone_stage = {stage}: must be '
                        '4 or 5')
@@ -403,8 +407,8 @@ def _transformer_stages(model_options, backbone: BackboneSpec
 def upsampling_strides(output_stride: int, high_resolution_stride: int
                        ) -> Tuple[int, ...]:
   """Strides the decoder visits after the backbone (16 -> (8, 4))."""
-  if high_resolution_stride not in (4, 8) or high_resolution_stride > (
-      output_stride):
+  if (high_resolution_stride not in HIGH_RESOLUTION_STRIDES or
+      high_resolution_stride > output_stride):
     raise ValueError('model_options.decoder.high_resolution_output_stride '
                      f'must be 4 or 8 (and <= the output stride); got '
                      f'{high_resolution_stride}')

@@ -11,6 +11,7 @@ every block starts as an identity (Goyal et al., 2017).
 import tensorflow as tf
 import tf_keras
 
+from cmt.model import spec
 from cmt.model.layers import axial_attention
 from cmt.model.layers import norm_act
 from cmt.model.layers import recompute as recompute_lib
@@ -55,7 +56,7 @@ class ResidualBlock(recompute_lib.Block):
   def __init__(self, filters: int, name: str, norm: norm_act.NormConfig,
                activation, axial: bool = False, strides: int = 1,
                dilation: int = 1, drop_rate: float = 0.0,
-               num_heads: int = 8, query_region: int = 129,
+               num_heads: int = spec.AXIAL_HEADS, query_region: int = 129,
                recompute: bool = False):
     super().__init__(name=name, recompute=recompute)
     self._strides = strides

@@ -18,6 +18,9 @@ the first one:
     forward already made (`BatchNormalization` below), so moving statistics
     are updated once per step.
 
+The seed and the recomputing flag of the block being called are per-thread
+call state (`_State`), set and restored around each block call.
+
   Block(..., recompute=False)          base class of the blocks
   configure(layer, enabled)            marks a layer for recomputation
   call(layer, inputs, training)        calls a layer (recomputed if marked)
