@@ -193,11 +193,11 @@ def compile_step(config: str, compiled: int, params: dict, dump_dir: str,
 
 def stage_counts(config: str) -> tuple:
   """Blocks of backbone stages 2-5 of a config."""
-  from cmt import model_checks  # pylint: disable=g-import-not-at-top
+  from cmt.model import spec  # pylint: disable=g-import-not-at-top
   backbone = config_options(config).model_options.backbone
   if backbone.layer_multiplier != 1:
     raise ValueError(f'{config}: --stage4_blocks needs layer_multiplier 1')
-  return tuple(model_checks.num_blocks_from_options(backbone))
+  return tuple(spec.num_blocks_from_options(backbone))
 
 
 def blocks_override(counts: tuple, stage4: int) -> tuple:

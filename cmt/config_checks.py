@@ -17,9 +17,9 @@ whatever the purposes.
 from typing import Iterable, List, Sequence
 
 from cmt import model_checks
-from cmt.model_checks import finite
-from cmt.model_checks import Problems
 from cmt.data import dataset_info as dataset_info_lib
+from cmt.problems import finite
+from cmt.problems import Problems
 from cmt.protos import config_pb2
 from cmt.protos import evaluator_pb2
 from cmt.protos import trainer_pb2
@@ -48,26 +48,26 @@ def check_options(options: config_pb2.ExperimentOptions,
     raise ValueError(f'unknown purposes {sorted(unknown)}')
   problems = Problems()
   if purposes and not options.ListFields():
-    problems.lines.append(
+    problems.note(
         'the config sets nothing; an experiment needs at least '
         + _needed_sections(purposes) + ' (dataset or categories_json, '
         'file_pattern, crop_size)')
     return problems.lines
-  model_checks.check_model(options.model_options, problems)
+  problems.extend(model_checks.model_problems(options.model_options))
   for name, used_for in (('train_dataset_options', (TRAIN,)),
                          ('eval_dataset_options', (EVAL, EXPORT))):
     needed = [p for p in purposes if p in used_for]
     if not options.HasField(name):
       if needed:
-        problems.lines.append(
+        problems.note(
             f'{name}: missing; needed to {" and ".join(needed)}')
       continue
     dataset = getattr(options, name)
-    problems.lines.extend(dataset_problems(dataset, name, needed))
-    model_checks.check_dataset_with_model(dataset, name,
-                                           options.model_options, problems)
+    problems.extend(dataset_problems(dataset, name, needed))
+    problems.extend(model_checks.dataset_with_model_problems(
+        dataset, name, options.model_options))
   _check_trainer(options.trainer_options, problems)
-  problems.lines.extend(evaluator_problems(options.evaluator_options))
+  problems.extend(evaluator_problems(options.evaluator_options))
   return problems.lines
 
 
@@ -88,11 +88,11 @@ def dataset_problems(dataset, name: str,
   pipeline); `purposes` those of the run that use it."""
   problems = Problems()
   if dataset.dataset and dataset.categories_json:
-    problems.lines.append(f'{name}: set dataset (built-in) or '
-                          'categories_json (custom), not both')
+    problems.note(f'{name}: set dataset (built-in) or '
+                  'categories_json (custom), not both')
   elif not dataset.dataset and not dataset.categories_json:
-    problems.lines.append(f'{name}: set dataset (e.g. "coco_panoptic") or '
-                          'categories_json')
+    problems.note(f'{name}: set dataset (e.g. "coco_panoptic") or '
+                  'categories_json')
   elif dataset.dataset:
     problems.require(dataset.dataset in dataset_info_lib.BUILT_IN,
                      f'{name}.dataset', dataset.dataset,
@@ -188,8 +188,8 @@ def _check_trainer(trainer, problems: Problems):
                  trainer.save_summaries_steps,
                  f'must be a multiple of steps_per_loop '
                  f'({trainer.steps_per_loop})')
-  problems.lines.extend(loss_problems(trainer.loss_options))
-  problems.lines.extend(solver_problems(trainer.solver_options))
+  problems.extend(loss_problems(trainer.loss_options))
+  problems.extend(solver_problems(trainer.solver_options))
 
 
 def loss_problems(loss: trainer_pb2.LossOptions) -> List[str]:
@@ -248,7 +248,7 @@ def solver_problems(solver) -> List[str]:
   problems.require(0 <= solver.warmup_steps < max(steps, 1),
                    f'{path}.warmup_steps', solver.warmup_steps,
                    f'must be >= 0 and < training_number_of_steps ({steps})')
-  problems.lines.extend(batchnorm_problems(solver))
+  problems.extend(batchnorm_problems(solver))
   for field in ('adam_beta_1', 'adam_beta_2', 'sgd_momentum'):
     problems.in_range(f'{path}.{field}', getattr(solver, field), 0, 1,
                       high_open=True)
@@ -258,7 +258,7 @@ def solver_problems(solver) -> List[str]:
 
 def batchnorm_problems(solver) -> List[str]:
   """Problems of the BatchNorm fields of `solver_options` (also read by
-  `norm_act.norm_config_from_solver`)."""
+  `cmt.model.builder`)."""
   problems = Problems()
   path = 'trainer_options.solver_options'
   problems.in_range(f'{path}.batchnorm_momentum', solver.batchnorm_momentum,

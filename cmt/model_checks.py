@@ -1,69 +1,21 @@
 """The checks of `model_options` and of what a dataset must agree on with
-the model (crop, masks), pure Python: the model's shape rules stated once.
+the model (crop, masks), pure Python.
 
 Part of the config checks (`cmt.config_checks` runs them), and run again
 by `cmt.model.builder.build_model` before any layer is built: the layers
-do not repeat them. The model reads `scaled` from here so that the rule it
-builds by and the rule validation checks are the same code.
+do not repeat them. The shape rules (widths, block layout, strides) are
+`cmt.model.spec`'s: these checks build the spec and read it.
 """
 
-import math
 from typing import List, Optional, Sequence
 
 from cmt.data import dataset_info as dataset_info_lib
+from cmt.model import spec as spec_lib
+from cmt.problems import finite
+from cmt.problems import Problems
 from cmt.protos import model_pb2
 
-# Bottleneck widths of Axial-ResNet stages 2-5 (cmt.model.backbone).
-BASE_FILTERS = (64, 128, 256, 512)
-# Heads of every axial-attention block (Axial-DeepLab / MaX-DeepLab: 8).
-AXIAL_HEADS = 8
-
 _Backbone = model_pb2.BackboneOptions
-# Blocks of stages 2-5 of each named backbone.
-BLOCKS_PER_STAGE = {
-    _Backbone.AXIAL_RESNET_50: (3, 4, 6, 3),
-    _Backbone.AXIAL_RESNET_104: (3, 4, 24, 3),
-}
-
-
-def scaled(channels: int, width_multiplier: float) -> int:
-  """A channel count scaled by `backbone.width_multiplier` (at least 1)."""
-  return max(1, int(round(channels * width_multiplier)))
-
-
-def num_blocks_from_options(backbone_options) -> Sequence[int]:
-  """Blocks of stages 2-5 from `backbone.name` or the `num_blocks` override,
-  times `layer_multiplier` (truncated, as DeepLab2's
-  backbone_layer_multiplier)."""
-  if backbone_options.num_blocks:
-    counts = tuple(backbone_options.num_blocks)
-    if len(counts) != 4 or min(counts) < 1:
-      raise ValueError('model_options.backbone.num_blocks must list 4 '
-                       f'positive counts (stages 2-5); got {list(counts)}')
-  elif backbone_options.name in BLOCKS_PER_STAGE:
-    counts = BLOCKS_PER_STAGE[backbone_options.name]
-  else:
-    raise ValueError('model_options.backbone.name: unsupported value '
-                     f'{backbone_options.name} (use AXIAL_RESNET_50 or '
-                     'AXIAL_RESNET_104)')
-  multiplier = backbone_options.layer_multiplier
-  scaled_counts = tuple(int(count * multiplier) for count in counts)
-  if min(scaled_counts) < 1:
-    raise ValueError('model_options.backbone.layer_multiplier = '
-                     f'{multiplier:g}: leaves a stage without blocks '
-                     f'({list(counts)} -> {list(scaled_counts)})')
-  return scaled_counts
-
-
-def stem_width_multiplier(backbone_options) -> float:
-  """DeepLab2's stem_width_multiplier; unset follows width_multiplier."""
-  if backbone_options.HasField('stem_width_multiplier'):
-    multiplier = backbone_options.stem_width_multiplier
-    if not multiplier > 0:
-      raise ValueError('model_options.backbone.stem_width_multiplier = '
-                       f'{multiplier:g}: must be > 0')
-    return multiplier
-  return backbone_options.width_multiplier
 
 
 def transformer_width_problem(memory_channels: int,
@@ -82,59 +34,30 @@ def transformer_width_problem(memory_channels: int,
   return None
 
 
-class Problems:
-  """Collects 'field = value: what is allowed' lines."""
-
-  def __init__(self):
-    self.lines: List[str] = []
-
-  def add(self, field: str, value, requirement: str):
-    self.lines.append(f'{field} = {_show(value)}: {requirement}')
-
-  def require(self, ok: bool, field: str, value, requirement: str):
-    if not ok:
-      self.add(field, value, requirement)
-
-  def at_least(self, field: str, value, minimum):
-    self.require(finite(value) and value >= minimum, field, value,
-                 f'must be >= {minimum}')
-
-  def in_range(self, field: str, value, low, high, high_open=False):
-    ok = finite(value) and low <= value and (
-        value < high if high_open else value <= high)
-    self.require(ok, field, value,
-                 f'must lie in [{low}, {high}{")" if high_open else "]"}')
-
-  def positive(self, field: str, value):
-    self.require(finite(value) and value > 0, field, value,
-                 'must be a finite number > 0')
-
-  def enum_set(self, field: str, value, enum_type, unset: int):
-    if value == unset:
-      names = [v.name for v in enum_type.values if v.number != unset]
-      self.lines.append(f'{field} = {enum_type.values_by_number[value].name}'
-                        ': choose ' + ' or '.join(names))
-
-
-def _show(value):
-  if isinstance(value, float):
-    return f'{value:g}'
-  return repr(value) if isinstance(value, str) else value
-
-
-def finite(value) -> bool:
-  return not isinstance(value, float) or math.isfinite(value)
-
-
 # ---- model_options -------------------------------------------------------
 
-def check_model(model: model_pb2.ModelOptions, problems: Problems):
+def model_problems(model: model_pb2.ModelOptions) -> List[str]:
   """Every field of `model_options`, and the widths the layers split."""
+  problems = Problems()
   _check_backbone(model, problems)
   _check_decoder(model, problems)
   _check_transformer(model, problems)
   _check_heads(model, problems)
   _check_partial_start(model, problems)
+  width = model.backbone.width_multiplier
+  spec = model_spec(model)
+  if spec is not None and finite(width) and width > 0:
+    _check_axial_heads(spec, problems)
+  return problems.lines
+
+
+def model_spec(model) -> Optional[spec_lib.ModelSpec]:
+  """The spec of `model`, or None where its fields leave no layout (the
+  field checks name them)."""
+  try:
+    return spec_lib.ModelSpec.from_options(model)
+  except (ValueError, ArithmeticError):
+    return None
 
 
 def _check_backbone(model, problems: Problems):
@@ -143,12 +66,14 @@ def _check_backbone(model, problems: Problems):
   if not backbone.num_blocks:
     problems.enum_set(f'{path}.name', backbone.name, _Backbone.Name.DESCRIPTOR,
                       _Backbone.NAME_UNSPECIFIED)
-  for shared_rule in (num_blocks_from_options, stem_width_multiplier):
+  for shared_rule in (spec_lib.num_blocks_from_options,
+                      spec_lib.stem_width_multiplier):
     try:
       shared_rule(backbone)
     except ValueError as error:
-      if backbone.num_blocks or backbone.name in BLOCKS_PER_STAGE:
-        problems.lines.append(str(error))
+      # An unset name without num_blocks is named by enum_set above.
+      if backbone.num_blocks or backbone.name != _Backbone.NAME_UNSPECIFIED:
+        problems.note(str(error))
   problems.enum_set(f'{path}.activation', backbone.activation,
                     model_pb2.Activation.DESCRIPTOR,
                     model_pb2.ACTIVATION_UNSPECIFIED)
@@ -157,7 +82,7 @@ def _check_backbone(model, problems: Problems):
   problems.enum_set(f'{path}.drop_path_schedule', backbone.drop_path_schedule,
                     _Backbone.DropPathSchedule.DESCRIPTOR,
                     _Backbone.DROP_PATH_SCHEDULE_UNSPECIFIED)
-  problems.require(backbone.output_stride in (16, 32),
+  problems.require(backbone.output_stride in spec_lib.OUTPUT_STRIDES,
                    f'{path}.output_stride', backbone.output_stride,
                    'must be 16 or 32')
   axial = backbone.use_axial_beyond_stride
@@ -167,27 +92,33 @@ def _check_backbone(model, problems: Problems):
   problems.at_least(f'{path}.axial_query_region',
                     backbone.axial_query_region, 1)
   problems.positive(f'{path}.width_multiplier', backbone.width_multiplier)
-  if finite(backbone.width_multiplier) and backbone.width_multiplier > 0:
-    for stage in sorted(_axial_stages(model)):
-      filters = scaled(BASE_FILTERS[stage - 2], backbone.width_multiplier)
-      problems.require(
-          filters % AXIAL_HEADS == 0, f'{path}.width_multiplier',
-          backbone.width_multiplier,
-          f'gives stage-{stage} axial blocks {filters} channels, which '
-          f'{AXIAL_HEADS} attention heads cannot split (need a multiple of '
-          f'{AXIAL_HEADS}: {BASE_FILTERS[stage - 2]} x width_multiplier)')
+
+
+def _check_axial_heads(spec: spec_lib.ModelSpec, problems: Problems):
+  """Every axial block's bottleneck splits over the attention heads."""
+  backbone = spec.backbone
+  heads = backbone.axial_heads
+  for stage in sorted(spec.axial_strides()):
+    filters = backbone.filters(stage)
+    problems.require(
+        filters % heads == 0, 'model_options.backbone.width_multiplier',
+        backbone.width_multiplier,
+        f'gives stage-{stage} axial blocks {filters} channels, which '
+        f'{heads} attention heads cannot split (need a multiple of '
+        f'{heads}: {spec_lib.BASE_FILTERS[stage - 2]} x width_multiplier)')
 
 
 def _check_decoder(model, problems: Problems):
   decoder = model.decoder
   for i, stage in enumerate(decoder.transformer_stages):
     where = f'model_options.decoder.transformer_stages[{i}]'
-    problems.require(stage.backbone_stage in (4, 5),
+    problems.require(stage.backbone_stage in
+                     spec_lib.TRANSFORMER_BACKBONE_STAGES,
                      f'{where}.backbone_stage', stage.backbone_stage,
                      'must be 4 or 5')
     problems.at_least(f'{where}.num_blocks', stage.num_blocks, 1)
   high = decoder.high_resolution_output_stride
-  problems.require(high in (4, 8),
+  problems.require(high in spec_lib.HIGH_RESOLUTION_STRIDES,
                    'model_options.decoder.high_resolution_output_stride',
                    high, 'must be 4 or 8')
   if model.recursive_feature_network:
@@ -210,7 +141,7 @@ def _check_transformer(model, problems: Problems):
   width = transformer_width_problem(transformer.memory_channels,
                                     transformer.num_heads)
   if width:
-    problems.lines.append(width)
+    problems.note(width)
   problems.at_least(f'{path}.feed_forward_channels',
                     transformer.feed_forward_channels, 1)
 
@@ -265,44 +196,6 @@ def _check_partial_start(model, problems: Problems):
                    'must list 4 positive counts (stages 2-5)')
 
 
-def _transformer_stages(model) -> List[int]:
-  """Backbone stages of the decoder's dual-path axial blocks (MaX-S: [5])."""
-  return [s.backbone_stage for s in model.decoder.transformer_stages] or [5]
-
-
-def _backbone_block_strides(backbone):
-  """(stage, stride of the block's input) of every backbone block, as
-  `cmt.model.backbone.axial_resnet` lays them out (stem at stride 2)."""
-  try:
-    counts = num_blocks_from_options(backbone)
-  except ValueError:  # Reported by _check_backbone.
-    counts = ()
-  input_stride = 2
-  for stage, count in zip(range(2, 6), counts):
-    for index in range(count):
-      yield stage, input_stride if index == 0 else 2 * input_stride
-    input_stride *= 2
-
-
-def _axial_stages(model) -> dict:
-  """Stage -> smallest stride at which an axial-attention block runs."""
-  backbone = model.backbone
-  stride = backbone.output_stride if backbone.output_stride in (16, 32) else 16
-  found = {}
-
-  def note(stage, at):
-    found[stage] = min(found.get(stage, at), at)
-
-  axial = backbone.use_axial_beyond_stride
-  for stage, current in _backbone_block_strides(backbone):
-    if 0 < axial <= current:
-      note(stage, min(current, stride))
-  for stage in _transformer_stages(model):
-    if stage in (4, 5):
-      note(stage, min(2 ** stage, stride))
-  return found
-
-
 # ---- crops -----------------------------------------------------------------
 
 def crop_problem(crop: Sequence[int], output_stride: int) -> Optional[str]:
@@ -319,12 +212,13 @@ def crop_problem(crop: Sequence[int], output_stride: int) -> Optional[str]:
   return None
 
 
-def check_dataset_with_model(dataset, name: str, model,
-                              problems: Problems):
+def dataset_with_model_problems(dataset, name: str, model) -> List[str]:
   """What a dataset must agree on with the model: the crop and the masks."""
+  problems = Problems()
   stride = model.backbone.output_stride
   crop = list(dataset.crop_size)
-  if len(crop) == 2 and min(crop) >= 1 and stride in (16, 32):
+  if (len(crop) == 2 and min(crop) >= 1 and
+      stride in spec_lib.OUTPUT_STRIDES):
     problem = crop_problem(crop, stride)
     if problem:
       problems.add(f'{name}.crop_size', crop, problem)
@@ -338,12 +232,16 @@ def check_dataset_with_model(dataset, name: str, model,
       dataset.max_num_masks, 'must be <= model_options.transformer.'
       f'num_cluster_centers ({centers}): each ground-truth mask is matched '
       'to its own cluster center')
+  return problems.lines
 
 
 def _check_axial_reach(crop, model, name, problems):
   """Axial attention spans a whole axis of at most axial_query_region."""
-  region = model.backbone.axial_query_region
-  for stage, stride in sorted(_axial_stages(model).items()):
+  spec = model_spec(model)
+  if spec is None:
+    return
+  region = spec.backbone.axial_query_region
+  for stage, stride in sorted(spec.axial_strides().items()):
     length = (max(crop) - 1) // stride + 1
     if length > region:
       problems.add(f'{name}.crop_size', crop,

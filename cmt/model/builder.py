@@ -1,5 +1,7 @@
-"""Builds the model an `ExperimentOptions` describes.
+"""Builds the model an `ExperimentOptions` describes: the one model module
+that reads the protos (through `cmt.model.spec`); the layers see the spec.
 
+  model_spec(options) -> spec.ModelSpec of a checked config
   build_model(options, dataset_info) -> tf_keras.Model
   backbone_variables(model, num_blocks) -> the backbone of every stack (no
       cluster centers, transformer layers, decoder or heads)
@@ -17,27 +19,33 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from cmt import config_checks
 from cmt import model_checks
 from cmt.model import cmt_deeplab
 from cmt.model import heads
-from cmt.model.layers import norm_act
+from cmt.model import spec as spec_lib
 
 # Smallest crop every model variant accepts (4k + 1, stride 32 -> 3 x 3).
 _COUNT_CROP = 65
 
 
+def model_spec(options) -> spec_lib.ModelSpec:
+  """The spec of `options.model_options` with the BatchNorm settings of
+  `trainer_options.solver_options`. ValueError naming every bad field
+  (`model_checks` and `config_checks.batchnorm_problems`, the checks
+  `cmt-config validate` runs)."""
+  solver = options.trainer_options.solver_options
+  problems = (model_checks.model_problems(options.model_options) +
+              config_checks.batchnorm_problems(solver))
+  if problems:
+    raise ValueError('; '.join(problems))
+  return spec_lib.ModelSpec.from_options(options.model_options, solver)
+
+
 def build_model(options, dataset_info) -> tf_keras.Model:
   """An unbuilt `CMTDeepLab`; variables are created on the first call.
-  ValueError naming every bad `model_options` field (`model_checks`, the
-  checks `cmt-config validate` runs) before any layer is built."""
-  problems = model_checks.Problems()
-  model_checks.check_model(options.model_options, problems)
-  if problems.lines:
-    raise ValueError('; '.join(problems.lines))
-  norm = norm_act.norm_config_from_solver(
-      options.trainer_options.solver_options)
-  return cmt_deeplab.CMTDeepLab(options.model_options,
-                                dataset_info.num_classes, norm)
+  ValueError naming every bad field before any layer is built."""
+  return cmt_deeplab.CMTDeepLab(model_spec(options), dataset_info.num_classes)
 
 
 def build_and_initialise(options, dataset_info, crop_size: int = _COUNT_CROP,
@@ -60,7 +68,7 @@ def backbone_variables(model: cmt_deeplab.CMTDeepLab,
       empty: every block.
   """
   variables = []
-  for stack in model.encoders:
+  for stack in model.stacks:
     beyond = set()
     for stage, count in zip(stack.backbone.stages, num_blocks):
       beyond.update(v.ref() for block in stage[count:]

@@ -1,7 +1,8 @@
 """The CMT-DeepLab / MaX-DeepLab meta-architecture.
 
-images [B, H, W, 3] in [0, 255] -> x / 127.5 - 1 -> backbone +
-transformer + decoder stack (one, or two for the Recursive Feature Network) -> heads -> dict keyed by `cmt.common`.
+images [B, H, W, 3] in [0, 255] -> x / 127.5 - 1 -> stack of backbone +
+transformer + decoder (`cmt.model.stack`; one, or two for the Recursive
+Feature Network) -> heads -> dict keyed by `cmt.common`.
 
 Recursive Feature Network (Sec. 3.4): the whole stack (backbone +
 transformer layers + decoder) is built twice; the first stack's stride-4
@@ -21,9 +22,9 @@ import tensorflow as tf
 import tf_keras
 
 from cmt import common
-from cmt.model import backbone_transformer_decoder
 from cmt.model import heads
-from cmt.model.layers import aspp
+from cmt.model import spec as spec_lib
+from cmt.model import stack as stack_lib
 from cmt.model.layers import dual_path_transformer
 from cmt.model.layers import norm_act
 
@@ -35,38 +36,37 @@ class CMTDeepLab(tf_keras.Model):
   figures' path, `cmt-visualize`), never in a train or eval step.
   """
 
-  def __init__(self, model_options, num_classes: int,
-               norm: norm_act.NormConfig, name: str = 'cmt_deeplab'):
+  def __init__(self, spec: spec_lib.ModelSpec, num_classes: int,
+               name: str = 'cmt_deeplab'):
     super().__init__(name=name)
-    self._options = model_options
-    # `model_options` passed `model_checks.check_model` (`builder`).
-    stacks = 2 if model_options.recursive_feature_network else 1
-    # `encoders` and the 'encoder' names are checkpoint paths (DeepLab2's).
-    self.encoders = [
-        backbone_transformer_decoder.BackboneTransformerDecoder(
-            model_options, norm, name=f'encoder{i + 1}')
-        for i in range(stacks)]
-    head_options = model_options.heads
-    activation = model_options.backbone.activation
+    self._spec = spec
+    norm = norm_act.NormConfig.of(spec.norm)
+    activation = spec.activation
+    # The stacks; `encoders` and the 'encoder' names are checkpoint paths
+    # (DeepLab2's).
+    self.encoders = [stack_lib.Stack(spec, norm, name=f'encoder{i + 1}')
+                     for i in range(spec.num_stacks)]
+    head = spec.heads
     self.pixel_space_head = heads.PixelSpaceHead(
-        head_options.pixel_space_head_channels,
-        head_options.pixel_space_output_channels, norm, activation)
+        head.pixel_space_head_channels, head.pixel_space_output_channels,
+        norm, activation)
     self.center_heads = heads.CenterHeads(
-        model_options.transformer.memory_channels,
-        head_options.pixel_space_output_channels, num_classes,
-        head_options.class_void_prior, norm, activation)
-    self.mask_logits = heads.MaskLogits(norm, head_options.mask_logits_bn_gamma)
+        spec.memory_channels, head.pixel_space_output_channels, num_classes,
+        head.class_void_prior, norm, activation)
+    self.mask_logits = heads.MaskLogits(norm, head.mask_logits_bn_gamma)
     self.semantic_head = None
-    if head_options.auxiliary_semantic_head:
+    if head.auxiliary_semantic_head:
       self.semantic_head = heads.AuxiliarySemanticHead(
-          head_options.semantic_head_channels,
-          head_options.res3_projection_channels,
-          head_options.res2_projection_channels, num_classes, norm, activation,
-          aspp_channels=head_options.aspp_channels,
-          atrous_rates=(tuple(head_options.aspp_atrous_rates) or
-                        aspp.DEFAULT_ATROUS_RATES),
-          decoder_channels=head_options.semantic_decoder_channels)
+          head.semantic_head_channels, head.res3_projection_channels,
+          head.res2_projection_channels, num_classes, norm, activation,
+          aspp_channels=head.aspp_channels, atrous_rates=head.atrous_rates,
+          decoder_channels=head.semantic_decoder_channels)
     self._activation = norm_act.get_activation(activation)
+
+  @property
+  def stacks(self):
+    """The stacks (one, or two with the Recursive Feature Network)."""
+    return self.encoders
 
   def call(self, images, training=False,
            figure_outputs=False) -> Dict[str, tf.Tensor]:
@@ -77,9 +77,9 @@ class CMTDeepLab(tf_keras.Model):
     x = tf.cast(images, self.compute_dtype) / 127.5 - 1.0
     results = []
     feedback = None
-    for stack in self.encoders:
+    for stack in self.stacks:
       result = stack(x, training=training, stride4_feedback=feedback,
-                       figure_outputs=figure_outputs)
+                     figure_outputs=figure_outputs)
       feedback = result.high_resolution
       results.append(result)
     high_resolution = tf.add_n([r.high_resolution for r in results]) / len(
@@ -114,7 +114,7 @@ class CMTDeepLab(tf_keras.Model):
       outputs[common.SEMANTIC_LOGITS] = self.semantic_head(
           endpoints['stage5'], endpoints['stage3'], endpoints['stage2'],
           training=training)
-    if self._options.clustering.reference_mask:
+    if self._spec.reference_mask:
       embedding = tf.add_n([r.layers[-1].reference_embedding
                             for r in results]) / len(results)
       outputs[common.REFERENCE_POINTS] = (
@@ -127,7 +127,7 @@ class CMTDeepLab(tf_keras.Model):
     """AUX_OUTPUTS: with the clustering update, the clustering result of
     every layer but the last (whose assignment feeds the final output) as
     mask logits, with its class logits and reference points."""
-    if not self._options.clustering.clustering_update:
+    if not self._spec.clustering_update:
       return ()
     aux = []
     for layer in layers[:-1]:

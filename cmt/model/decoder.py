@@ -17,25 +17,25 @@ stride s it fuses the current features with the backbone endpoint at s
 """
 
 import math
-from typing import List, Sequence
+from typing import Sequence
 
 import tensorflow as tf
 import tf_keras
 
-from cmt.model.backbone import axial_resnet
+from cmt.model import spec
 from cmt.model.layers import blocks
 from cmt.model.layers import norm_act
-from cmt.model.layers import recompute
+from cmt.model.layers import recompute as recompute_lib
 
 
-class ResizedFuse(tf_keras.layers.Layer):
+class ResizedFuse(recompute_lib.Block):
   """Sum of features brought to one resolution and width: a feature with the
   target width is only resized (bilinear, aligned corners); another is
   activated, projected by a 1x1 conv + BN, then resized."""
 
   def __init__(self, channels: int, name: str, norm: norm_act.NormConfig,
-               activation):
-    super().__init__(name=name)
+               activation, recompute: bool = False):
+    super().__init__(name=name, recompute=recompute)
     self.channels = channels
     self._norm = norm
     self._activation = norm_act.get_activation(activation)
@@ -59,47 +59,27 @@ class ResizedFuse(tf_keras.layers.Layer):
     return tf.add_n(fused)
 
 
-def upsampling_strides(output_stride: int, high_resolution_stride: int
-                       ) -> List[int]:
-  """Strides the decoder visits after the backbone (16 -> [8, 4])."""
-  if high_resolution_stride not in (4, 8) or high_resolution_stride > (
-      output_stride):
-    raise ValueError('model_options.decoder.high_resolution_output_stride '
-                     f'must be 4 or 8 (and <= the output stride); got '
-                     f'{high_resolution_stride}')
-  strides = []
-  stride = output_stride // 2
-  while stride >= high_resolution_stride:
-    strides.append(stride)
-    stride //= 2
-  return strides
-
-
 class UpsamplingDecoder(tf_keras.layers.Layer):
   """From the output stride down to `high_resolution_output_stride` (4 or
   8): per stride, fuse with the backbone endpoint, then one bottleneck block."""
 
-  def __init__(self, output_stride: int, high_resolution_stride: int,
-               width_multiplier: float, norm: norm_act.NormConfig,
-               activation, name: str = 'decoder'):
+  def __init__(self, decoder: spec.DecoderSpec, norm: norm_act.NormConfig,
+               name: str = 'decoder'):
     super().__init__(name=name)
-    self._strides = upsampling_strides(output_stride, high_resolution_stride)
+    self._strides = decoder.strides
     self._fuses = []
     self._blocks = []
-    for stride in self._strides:
-      channels = axial_resnet.scaled(64 * stride, width_multiplier)
-      self._fuses.append(ResizedFuse(channels, f'stride{stride}_fuse', norm,
-                                     activation))
+    for stride, channels in zip(decoder.strides, decoder.channels):
+      self._fuses.append(ResizedFuse(
+          channels, f'stride{stride}_fuse', norm, decoder.activation,
+          recompute=decoder.recompute))
       self._blocks.append(blocks.ResidualBlock(
-          channels // 4, f'stride{stride}_block', norm, activation))
-
-  @property
-  def stage_layers(self):
-    return self._fuses + self._blocks
+          channels // 4, f'stride{stride}_block', norm, decoder.activation,
+          recompute=decoder.recompute))
 
   def call(self, x, endpoints, training=False):
     for stride, fuse, block in zip(self._strides, self._fuses, self._blocks):
       stage = int(math.log2(stride))  # stride 8 -> 'stage3'
-      x = recompute.call(fuse, [x, endpoints[f'stage{stage}']], training)
-      x = recompute.call(block, x, training)
+      x = fuse([x, endpoints[f'stage{stage}']], training=training)
+      x = block(x, training=training)
     return x

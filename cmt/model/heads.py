@@ -22,6 +22,7 @@ import math
 import tensorflow as tf
 import tf_keras
 
+from cmt.model import spec
 from cmt.model.layers import aspp
 from cmt.model.layers import norm_act
 
@@ -146,7 +147,8 @@ class AuxiliarySemanticHead(tf_keras.layers.Layer):
 
   def __init__(self, channels: int, res3_channels: int, res2_channels: int,
                num_classes: int, norm: norm_act.NormConfig, activation,
-               aspp_channels: int = 256, atrous_rates=aspp.DEFAULT_ATROUS_RATES,
+               aspp_channels: int = 256,
+               atrous_rates=spec.DEFAULT_ATROUS_RATES,
                decoder_channels: int = 256,
                name: str = AUXILIARY_SEMANTIC + '_head'):
     super().__init__(name=name)

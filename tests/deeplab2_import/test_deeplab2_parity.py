@@ -154,9 +154,9 @@ def _backbone_only(options):
   stride 32 the backbone is built by itself."""
   holder = tf.Module()
   holder.encoders = [tf.Module()]
+  spec = builder.model_spec(options)
   holder.encoders[0].backbone = axial_resnet.AxialResNet(
-      options.model_options.backbone,
-      norm_act.norm_config_from_solver(options.trainer_options.solver_options))
+      spec.backbone, norm_act.NormConfig.of(spec.norm))
   holder.encoders[0].backbone(tf.zeros([1, 129, 129, 3]))
   return holder
 
@@ -173,7 +173,7 @@ def _warm_start(model, options, info, path):
 def _residual_endpoints(model, image, stages):
   endpoints = model.encoders[0].backbone(
       tf.constant(image / 127.5 - 1.0), training=False)
-  activation = norm_act.get_activation(model_pb2.GELU)
+  activation = norm_act.get_activation('gelu')
   return {f'res{s}': np.asarray(activation(endpoints[f'stage{s}']))
           for s in stages}
 

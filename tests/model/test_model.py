@@ -10,7 +10,8 @@ from cmt.data import dataset_info as dataset_info_lib
 from cmt.model import builder
 from cmt.evaluation import evaluator as evaluator_lib
 from cmt.model import post_processing
-from cmt.model.backbone import axial_resnet
+from cmt.model import backbone as backbone_lib
+from cmt.model import spec
 from cmt.protos import evaluator_pb2
 from tests.model import helpers
 
@@ -89,7 +90,7 @@ def test_recursive_feature_network_forward_under_xla():
                          *helpers.LOCATION, *helpers.RFN)
   model, outputs = _forward(options, 33, 1)
   _check_common_outputs(outputs, options, 33, 1)
-  assert len(model.encoders) == 2
+  assert len(model.stacks) == 2
   # Two stacks of two transformer layers (after the one stage-5 block and
   # the extra block), all but the very last supervised.
   assert len(outputs[common.AUX_OUTPUTS]) == 3
@@ -103,7 +104,7 @@ def test_backbone_variables_are_the_backbone_only():
   assert any('stem' in n for n in names)
   assert any('moving_mean' in n for n in names)  # BN statistics restore too
   assert not any('transformer' in n or 'memory_feature' in n for n in names)
-  backbone = model.encoders[0].backbone
+  backbone = model.stacks[0].backbone
   assert len(pretrained) == len(backbone.variables)
   others = {v.ref() for v in model.variables} - {v.ref() for v in pretrained}
   assert any('transformer' in r.deref().name for r in others)
@@ -111,23 +112,31 @@ def test_backbone_variables_are_the_backbone_only():
 
 def test_axial_resnet_104_and_num_blocks_override():
   r104 = helpers.load(*helpers.R104).model_options.backbone
-  assert axial_resnet.num_blocks_from_options(r104) == (3, 4, 24, 3)
+  assert spec.num_blocks_from_options(r104) == (3, 4, 24, 3)
   tiny = helpers.load(*helpers.TINY).model_options.backbone
-  assert axial_resnet.num_blocks_from_options(tiny) == (1, 1, 1, 1)
+  assert spec.num_blocks_from_options(tiny) == (1, 1, 1, 1)
+
+
+def _backbone_spec(options):
+  return spec.ModelSpec.from_options(options.model_options).backbone
 
 
 def test_backbone_endpoints_and_strides():
   options = helpers.load(*helpers.TINY)
-  backbone = axial_resnet.AxialResNet(options.model_options.backbone,
-                                      helpers_norm())
+  backbone = backbone_lib.build(_backbone_spec(options), helpers_norm())
   endpoints = backbone(tf.zeros([1, 65, 65, 3]))
   sizes = {k: v.shape[1] for k, v in endpoints.items()}
   assert sizes == {'stage1': 33, 'stage2': 17, 'stage3': 9, 'stage4': 5,
                    'stage5': 5}
+  assert {k: v.shape[-1] for k, v in endpoints.items() if k != 'stage1'} == {
+      f'stage{s}': backbone.spec.width(s) for s in range(2, 6)}
   options.model_options.backbone.output_stride = 32
-  backbone = axial_resnet.AxialResNet(options.model_options.backbone,
-                                      helpers_norm())
+  backbone = backbone_lib.build(_backbone_spec(options), helpers_norm())
   assert backbone(tf.zeros([1, 65, 65, 3]))['stage5'].shape[1] == 3
+
+
+def test_every_backbone_name_the_checks_accept_has_a_builder():
+  assert set(backbone_lib.BUILDERS) == set(spec.BLOCKS_PER_STAGE)
 
 
 def helpers_norm():
@@ -234,9 +243,10 @@ def test_every_trainable_variable_gets_a_gradient():
 
 
 def test_linear_drop_path_rates_follow_the_stride():
-  from cmt.model import backbone_transformer_decoder as btd  # pylint: disable=g-import-not-at-top
+  from cmt.model import stack as stack_lib  # pylint: disable=g-import-not-at-top
   options = helpers.load().model_options  # rate 0.2, LINEAR, output stride 16
-  stack = btd.BackboneTransformerDecoder(options, helpers_norm())
+  stack = stack_lib.Stack(spec.ModelSpec.from_options(options),
+                          helpers_norm())
   stage4, stage5 = stack.backbone.stages[2:]
   # No drop below stride 16; stage 4 at stride 16 gets 3/4 of the rate; the
   # first stage-5 block still enters at stride 16.

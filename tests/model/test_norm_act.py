@@ -8,23 +8,20 @@ import tf_keras
 from cmt import common
 from cmt.data import dataset_info as dataset_info_lib
 from cmt.model import builder
+from cmt.model import spec
 from cmt.model.layers import norm_act
-from cmt.protos import model_pb2
 from tests.model import helpers
-
-BACKBONE = model_pb2.BackboneOptions
 
 
 def test_drop_path_schedules():
-  assert norm_act.drop_path_rate(0.2, BACKBONE.CONSTANT, 3) == 0.2
+  assert spec.drop_path_rate(0.2, 'CONSTANT', 3) == 0.2
   # LINEAR: 0 at the stem, the full rate at stage 5 (index 4 of 4).
-  assert norm_act.drop_path_rate(0.2, BACKBONE.LINEAR, 4) == pytest.approx(0.2)
-  assert norm_act.drop_path_rate(0.2, BACKBONE.LINEAR, 3) == pytest.approx(
-      0.15)
+  assert spec.drop_path_rate(0.2, 'LINEAR', 4) == pytest.approx(0.2)
+  assert spec.drop_path_rate(0.2, 'LINEAR', 3) == pytest.approx(0.15)
   with pytest.raises(ValueError, match='drop_path_schedule'):
-    norm_act.drop_path_rate(0.2, BACKBONE.DROP_PATH_SCHEDULE_UNSPECIFIED, 3)
+    spec.drop_path_rate(0.2, 'DROP_PATH_SCHEDULE_UNSPECIFIED', 3)
   with pytest.raises(ValueError, match='drop_path_rate'):
-    norm_act.drop_path_rate(1.0, BACKBONE.LINEAR, 3)
+    spec.drop_path_rate(1.0, 'LINEAR', 3)
 
 
 def test_drop_path_drops_whole_examples_and_keeps_the_mean():
@@ -44,13 +41,15 @@ def test_drop_path_drops_whole_examples_and_keeps_the_mean():
 
 def test_activation_from_config():
   x = tf.constant([-1.0, 0.5])
-  np.testing.assert_allclose(norm_act.get_activation(model_pb2.RELU)(x),
-                             [0.0, 0.5])
-  np.testing.assert_allclose(norm_act.get_activation(model_pb2.GELU)(x),
+  relu = spec.ModelSpec.from_options(
+      helpers.load('model_options.backbone.activation=RELU').model_options)
+  assert relu.activation == 'relu'
+  np.testing.assert_allclose(norm_act.get_activation('relu')(x), [0.0, 0.5])
+  np.testing.assert_allclose(norm_act.get_activation('gelu')(x),
                              [-0.158655, 0.345731], rtol=1e-5)
-  assert norm_act.get_activation(model_pb2.GELU) is norm_act.gelu
+  assert norm_act.get_activation('gelu') is norm_act.gelu
   with pytest.raises(ValueError, match='activation'):
-    norm_act.get_activation(model_pb2.ACTIVATION_UNSPECIFIED)
+    norm_act.get_activation('activation_unspecified')
 
 
 @pytest.mark.parametrize('dtype, atol', [(tf.float32, 1e-6),

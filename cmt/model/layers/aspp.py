@@ -19,7 +19,6 @@ import tf_keras
 
 from cmt.model.layers import norm_act
 
-DEFAULT_ATROUS_RATES = (6, 12, 18)
 _DROPOUT = 0.1
 
 

@@ -11,8 +11,10 @@ every block starts as an identity (Goyal et al., 2017).
 import tensorflow as tf
 import tf_keras
 
+from cmt.model import spec
 from cmt.model.layers import axial_attention
 from cmt.model.layers import norm_act
+from cmt.model.layers import recompute as recompute_lib
 
 
 class InceptionStem(tf_keras.layers.Layer):
@@ -37,7 +39,7 @@ class InceptionStem(tf_keras.layers.Layer):
     return x
 
 
-class ResidualBlock(tf_keras.layers.Layer):
+class ResidualBlock(recompute_lib.Block):
   """Bottleneck or axial residual block.
 
   Args:
@@ -47,13 +49,16 @@ class ResidualBlock(tf_keras.layers.Layer):
     axial: replace the 3x3 convolution by 2D axial attention.
     strides: applied in the 3x3 convolution / attention and the shortcut.
     drop_rate: stochastic-depth rate of the residual branch.
+    recompute: run the forward again in the backward pass
+      (`recompute_lib.Block`).
   """
 
   def __init__(self, filters: int, name: str, norm: norm_act.NormConfig,
                activation, axial: bool = False, strides: int = 1,
                dilation: int = 1, drop_rate: float = 0.0,
-               num_heads: int = 8, query_region: int = 129):
-    super().__init__(name=name)
+               num_heads: int = spec.AXIAL_HEADS, query_region: int = 129,
+               recompute: bool = False):
+    super().__init__(name=name, recompute=recompute)
     self._strides = strides
     self.axial = axial
     self.drop_rate = drop_rate

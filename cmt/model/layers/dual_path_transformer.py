@@ -49,6 +49,7 @@ import tf_keras
 
 from cmt.model.layers import attention_ops
 from cmt.model.layers import norm_act
+from cmt.model.layers import recompute as recompute_lib
 
 
 class DualPathOutput(NamedTuple):
@@ -83,7 +84,7 @@ def pixel_coordinates(height: int, width: int) -> np.ndarray:
   return np.stack([grid_h.ravel(), grid_w.ravel()], axis=-1).astype(np.float32)
 
 
-class ClusteringMaskTransformerLayer(tf_keras.layers.Layer):
+class ClusteringMaskTransformerLayer(recompute_lib.Block):
   """MaX-DeepLab's dual-path transformer layer with CMT's clustering update,
   reference masks and coord-conv as switches (see the module docstring).
 
@@ -94,6 +95,8 @@ class ClusteringMaskTransformerLayer(tf_keras.layers.Layer):
     clustering_update, reference_mask, coord_conv, num_reference_points: the
       `model_options.clustering` switches.
     drop_rate: stochastic-depth rate of each residual branch.
+    recompute: run the forward again in the backward pass
+      (`recompute_lib.Block`).
   """
 
   def __init__(self, name: str, norm: norm_act.NormConfig, activation,
@@ -101,8 +104,8 @@ class ClusteringMaskTransformerLayer(tf_keras.layers.Layer):
                feed_forward_channels: int = 2048,
                clustering_update: bool = False, reference_mask: bool = False,
                coord_conv: bool = False, num_reference_points: int = 8,
-               drop_rate: float = 0.0):
-    super().__init__(name=name)
+               drop_rate: float = 0.0, recompute: bool = False):
+    super().__init__(name=name, recompute=recompute)
     # coord_conv without reference_mask and widths the heads do not divide
     # are refused by `model_checks` (run by `builder.build_model`).
     self._bottleneck = 2 * filters

@@ -2,8 +2,8 @@
 
 Every convolution in MaX-DeepLab / CMT-DeepLab is bias-free and followed by a
 BatchNorm (optionally synchronised across replicas) and optionally an
-activation; `NormConfig` carries the BatchNorm settings of
-`trainer_options.solver_options` to every layer.
+activation; `NormConfig` builds the BatchNorms of every layer with the
+settings of `cmt.model.spec.NormSpec`.
 """
 
 import dataclasses
@@ -12,18 +12,18 @@ from typing import Callable, Optional, Sequence, Union
 import tensorflow as tf
 import tf_keras
 
-from cmt import config_checks
+from cmt.model import spec
 from cmt.model.layers import recompute
-from cmt.protos import model_pb2
 
 Axis = Union[int, Sequence[int]]
 
 
-def get_activation(activation) -> Callable[[tf.Tensor], tf.Tensor]:
-  """`model_pb2.Activation` (or 'relu' / 'gelu' / 'none') -> function."""
-  if activation in (model_pb2.RELU, 'relu'):
+def get_activation(activation: Optional[str]
+                   ) -> Callable[[tf.Tensor], tf.Tensor]:
+  """'relu' / 'gelu' / 'none' or None (the spec's names) -> function."""
+  if activation == 'relu':
     return tf.nn.relu
-  if activation in (model_pb2.GELU, 'gelu'):
+  if activation == 'gelu':
     return gelu
   if activation in (None, 'none'):
     return tf.identity
@@ -50,17 +50,13 @@ def gelu(x):
 
 
 @dataclasses.dataclass(frozen=True)
-class NormConfig:
-  """BatchNorm settings shared by the whole model.
+class NormConfig(spec.NormSpec):
+  """`spec.NormSpec`'s settings as the BatchNorm factory of the layers:
+  `norm(name, axis, gamma_initializer)` -> a BatchNorm layer."""
 
-  Attributes:
-    synchronized: SyncBatchNorm (statistics over all replicas).
-    momentum: moving-average momentum.
-    epsilon: variance epsilon.
-  """
-  synchronized: bool = False
-  momentum: float = 0.99
-  epsilon: float = 1e-3
+  @classmethod
+  def of(cls, settings: spec.NormSpec) -> 'NormConfig':
+    return cls(**dataclasses.asdict(settings))
 
   def __call__(self, name: str, axis: Axis = -1,
                gamma_initializer='ones') -> tf_keras.layers.Layer:
@@ -68,16 +64,6 @@ class NormConfig:
         axis=axis, momentum=self.momentum, epsilon=self.epsilon,
         gamma_initializer=gamma_initializer, synchronized=self.synchronized,
         name=name)
-
-
-def norm_config_from_solver(solver_options) -> NormConfig:
-  """Reads `use_sync_batchnorm`, `batchnorm_momentum`, `batchnorm_epsilon`."""
-  problems = config_checks.batchnorm_problems(solver_options)
-  if problems:
-    raise ValueError('; '.join(problems))
-  return NormConfig(synchronized=solver_options.use_sync_batchnorm,
-                    momentum=solver_options.batchnorm_momentum,
-                    epsilon=solver_options.batchnorm_epsilon)
 
 
 class ConvNormAct(tf_keras.layers.Layer):
@@ -166,29 +152,12 @@ def resize_align_corners(x: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
 
 def maybe_drop_path(x: tf.Tensor, drop_rate: float, training) -> tf.Tensor:
   """Stochastic depth: zeroes a residual branch per example with probability
-  `drop_rate` and rescales the survivors by 1 / (1 - drop_rate). Inside
-  `recompute.call` the mask is stateless, from the block's seed."""
+  `drop_rate` and rescales the survivors by 1 / (1 - drop_rate). Inside a
+  block's call (`recompute.Block`) the mask is stateless, from the block's
+  seed."""
   if not training or drop_rate <= 0.0:
     return x
   keep = 1.0 - drop_rate
   shape = [tf.shape(x)[0]] + [1] * (x.shape.rank - 1)
   mask = tf.floor(keep + recompute.uniform_for_drop_path(shape, x.dtype))
   return x * mask / keep
-
-
-def drop_path_rate(rate: float, schedule, stage: int,
-                   num_stages: int = 4) -> float:
-  """Drop rate of a block in ResNet stage `stage` (stem = 0, stage 5 = 4).
-
-  CONSTANT: `rate` everywhere; LINEAR: grows linearly from 0 at the stem to
-  `rate` at the last stage (DeepLab2's schedule for MaX-DeepLab).
-  """
-  if not 0.0 <= rate < 1.0:
-    raise ValueError('model_options.backbone.drop_path_rate must be in [0, 1); '
-                     f'got {rate}')
-  if schedule == model_pb2.BackboneOptions.CONSTANT:
-    return rate
-  if schedule == model_pb2.BackboneOptions.LINEAR:
-    return rate * stage / num_stages
-  raise ValueError('model_options.backbone.drop_path_schedule: unsupported '
-                   f'value {schedule!r} (use CONSTANT or LINEAR)')

@@ -2,7 +2,10 @@
 
 A recomputed block keeps only its inputs for the backward pass and runs its
 forward again there (`model_options.recompute` chooses which kinds of block,
-as DeepLab2's `conv_/axial_/transformer_use_recompute_grad`). The gradients
+as DeepLab2's `conv_/axial_/transformer_use_recompute_grad`; the spec,
+`cmt.model.spec`, marks each block). A block is a `Block`: whether it is
+recomputed is its constructor argument, and calling it always runs through
+`call`, so no call of a block can skip the seeding below. The gradients
 are exactly those without recomputation, because the second forward repeats
 the first one:
 
@@ -15,8 +18,12 @@ the first one:
     forward already made (`BatchNormalization` below), so moving statistics
     are updated once per step.
 
-  configure(layer, enabled)            marks a block for recomputation
-  call(layer, inputs, training)        calls a block (recomputed if marked)
+The seed and the recomputing flag of the block being called are per-thread
+call state (`_State`), set and restored around each block call.
+
+  Block(..., recompute=False)          base class of the blocks
+  configure(layer, enabled)            marks a layer for recomputation
+  call(layer, inputs, training)        calls a layer (recomputed if marked)
   drop_path_seed(seed)                 fixes the drop-path seeds (tests)
   uniform_for_drop_path(shape, dtype)  the random numbers of one mask
 """
@@ -103,16 +110,25 @@ def _block_context(seed: Optional[tf.Tensor], recomputing: bool):
     _STATE.block_seed, _STATE.block_draws, _STATE.recomputing = previous
 
 
-def call(layer: tf_keras.layers.Layer, inputs, training=False):
-  """`layer(inputs, training=training)`, recomputed in the backward pass if
-  `configure`d so (training only; the layer must be built). `inputs` and the
-  outputs may be nested structures of tensors and None."""
+def _invoke(layer: tf_keras.layers.Layer, inputs, **kwargs):
+  """Keras' own call of `layer` (for a `Block`, without re-entering `call`)."""
+  return tf_keras.layers.Layer.__call__(layer, inputs, **kwargs)
+
+
+def call(layer: tf_keras.layers.Layer, inputs, training=False, **kwargs):
+  """`layer(inputs, training=training, **kwargs)`, recomputed in the
+  backward pass if `configure`d so (training only; the layer must be built).
+  `inputs` and the outputs may be nested structures of tensors and None."""
   if not training:
-    return layer(inputs, training=False)
+    return _invoke(layer, inputs, training=training, **kwargs)
+  if _STATE.block_seed is not None:
+    raise RuntimeError(f'{layer.name}: a block called inside another '
+                       'block would draw its drop-path seed again in the '
+                       'recomputation')
   seed = _draw_block_seed()
   if not (is_recomputed(layer) and layer.built):
     with _block_context(seed, recomputing=False):
-      return layer(inputs, training=True)
+      return _invoke(layer, inputs, training=True, **kwargs)
 
   flat_inputs = tf.nest.flatten(inputs)
   tensor_slots = [i for i, t in enumerate(flat_inputs) if t is not None]
@@ -128,7 +144,8 @@ def call(layer: tf_keras.layers.Layer, inputs, training=False):
     for slot, tensor in zip(tensor_slots, tensors):
       flat[slot] = tensor
     with _block_context(seed, recomputing):
-      outputs = layer(tf.nest.pack_sequence_as(inputs, flat), training=True)
+      outputs = _invoke(layer, tf.nest.pack_sequence_as(inputs, flat),
+                        training=True, **kwargs)
     flat_outputs = tf.nest.flatten(outputs)
     if not output_structure:
       output_structure.append(outputs)
@@ -141,6 +158,23 @@ def call(layer: tf_keras.layers.Layer, inputs, training=False):
   it = iter(tensors)
   flat_outputs = [None if t is None else next(it) for t in flat_outputs]
   return tf.nest.pack_sequence_as(structure, flat_outputs)
+
+
+class Block(tf_keras.layers.Layer):
+  """A layer whose calls all run through `call`: in training each call
+  draws the seed of its drop-path masks, and with `recompute=True` its
+  forward runs again in the backward pass. Subclasses implement `call` as
+  any Keras layer; blocks do not nest (`call` refuses it)."""
+
+  def __init__(self, *args, recompute: bool = False, **kwargs):
+    super().__init__(*args, **kwargs)
+    configure(self, recompute)
+
+  def __call__(self, inputs, *args, training=None, **kwargs):
+    if args:
+      raise TypeError(f'{self.name}: pass training and the other arguments '
+                      'of a block by keyword')
+    return call(self, inputs, training=training, **kwargs)
 
 
 class BatchNormalization(tf_keras.layers.BatchNormalization):
