@@ -19,7 +19,7 @@ stage-5 width with a dual-path layer after the backbone
 
 import dataclasses
 import math
-from typing import Optional, Sequence, Tuple
+from typing import Tuple
 
 # Bottleneck widths of Axial-ResNet stages 2-5.
 BASE_FILTERS = (64, 128, 256, 512)

@@ -40,10 +40,14 @@ def resize_assignment_logits(logits: tf.Tensor, size_from, size_to
   return tf.reshape(grid, [-1, size_to[0] * size_to[1], logits.shape[-1]])
 
 
+_Layer = dual_path_transformer.ClusteringMaskTransformerLayer
+
+
 def _transformer_layer(dual_path: spec_lib.DualPathSpec,
                        layer: spec_lib.LayerSpec, norm: norm_act.NormConfig
-                       ) -> dual_path_transformer.ClusteringMaskTransformerLayer:
-  return dual_path_transformer.ClusteringMaskTransformerLayer(
+                       ) -> _Layer:
+  """One dual-path layer of the stack's shared widths and switches."""
+  return _Layer(
       layer.name, norm, dual_path.activation, filters=dual_path.filters,
       num_heads=dual_path.num_heads,
       feed_forward_channels=dual_path.feed_forward_channels,

@@ -12,6 +12,7 @@ from cmt.evaluation import evaluator as evaluator_lib
 from cmt.model import post_processing
 from cmt.model import backbone as backbone_lib
 from cmt.model import spec
+from cmt.model import stack as stack_lib
 from cmt.protos import evaluator_pb2
 from tests.model import helpers
 
@@ -243,7 +244,6 @@ def test_every_trainable_variable_gets_a_gradient():
 
 
 def test_linear_drop_path_rates_follow_the_stride():
-  from cmt.model import stack as stack_lib  # pylint: disable=g-import-not-at-top
   options = helpers.load().model_options  # rate 0.2, LINEAR, output stride 16
   stack = stack_lib.Stack(spec.ModelSpec.from_options(options),
                           helpers_norm())
