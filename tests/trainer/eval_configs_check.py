@@ -7,12 +7,15 @@ Each config keeps its evaluation settings (`eval_dataset_options` but the
 records read, and `evaluator_options`) and its switches; the model is
 narrowed (`tests.model.helpers.TINY`, one block per decoder stage) and
 starts from random weights, and for this CPU the evaluation crop and resize
-range shrink to CROP and the precision is float32 (`shrink_for_cpu`; 8
-replicas at 641 to 1281 take many minutes here; a config that asks for
-bfloat16 would be emulated, slowly, on this CPU).
-Configs with the same evaluation settings share one run, with the model of
-the first of them. Writes OUTPUT_JSON: {config path: the metrics of its
-run's evaluation}.
+range shrink to CROP, the area limits (pixels at crop resolution) with them,
+and the precision is float32 (`shrink_for_cpu`; 8 replicas at 641 to 1281
+take many minutes here; a config that asks for bfloat16 would be emulated,
+slowly, on this CPU).
+Configs whose shrunk evaluation settings are the same share one run (the
+configs' area limits scale with their crops, so the 641, 1025 and 1281
+settings of one post-processing coincide), with the model of the first of
+them. Writes OUTPUT_JSON: {config path: the metrics of its run's
+evaluation}.
 
     python -m tests.trainer.eval_configs_check OUTPUT_JSON VAL_SET CONFIG...
 """
@@ -48,9 +51,15 @@ def load_tiny(path: str, val_set: str):
 
 
 def shrink_for_cpu(options):
-  """The crop and resize range to CROP; float32 (the paper configs' own
-  precision; bfloat16 is emulated and slow on this CPU)."""
+  """The crop and resize range to CROP, the area limits by the ratio of
+  crop areas (rounded); float32 (the paper configs' own precision; bfloat16
+  is emulated and slow on this CPU)."""
   dataset = options.eval_dataset_options
+  height, width = dataset.crop_size
+  evaluator = options.evaluator_options
+  for field in ('thing_area_limit', 'stuff_area_limit'):
+    setattr(evaluator, field,
+            round(getattr(evaluator, field) * CROP * CROP / (height * width)))
   dataset.crop_size[:] = [CROP, CROP]
   dataset.min_resize_value = dataset.max_resize_value = CROP
   options.trainer_options.solver_options.precision = (
@@ -81,12 +90,12 @@ def main(output_json: str, val_set: str, paths):
   groups = {}
   for path in paths:
     options = load_tiny(path, val_set)
+    shrink_for_cpu(options)
     groups.setdefault(evaluation_key(options), []).append((path, options))
   results = {}
   with tempfile.TemporaryDirectory() as model_dirs:
     for index, members in enumerate(groups.values()):
       options = members[0][1]
-      shrink_for_cpu(options)
       tf_keras.backend.clear_session()
       with train_lib.precision_policy(options.trainer_options.solver_options):
         run = train_lib.build_run('eval', options,

@@ -3,9 +3,9 @@
 8 logical CPU devices as 4 simulated hosts x 2 replicas (TPUStrategy's
 single client, `standins.simulated_hosts`) evaluate the two real COCO val
 images of ../shared with each config's evaluation batch (one image per
-replica) and `evaluator_options` unchanged, the model narrowed and the
-crop shrunk (`eval_configs_check`); configs with the same evaluation
-settings share a run.
+replica) and `evaluator_options`, the model narrowed, the crop shrunk and
+the area limits scaled with it (`eval_configs_check`); configs with the same
+(shrunk) evaluation settings share a run.
 """
 
 import json
