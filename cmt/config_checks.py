@@ -197,12 +197,15 @@ def loss_problems(loss: trainer_pb2.LossOptions) -> List[str]:
   builder)."""
   problems = Problems()
   path = 'trainer_options.loss_options'
-  for field in ('pq_style_loss', 'mask_id_cross_entropy_loss',
-                'instance_discrimination_loss', 'semantic_loss',
-                'mask_approximation_loss'):
-    weight = getattr(loss, field).weight
+  # Every loss term is a message with a `weight`: a new term is checked
+  # here without being listed.
+  terms = [field.name for field in loss.DESCRIPTOR.fields
+           if field.message_type is not None
+           and 'weight' in field.message_type.fields_by_name]
+  for term in terms:
+    weight = getattr(loss, term).weight
     problems.require(finite(weight) and weight >= 0,
-                     f'{path}.{field}.weight', weight,
+                     f'{path}.{term}.weight', weight,
                      'must be a finite number >= 0')
   pq = loss.pq_style_loss
   problems.in_range(f'{path}.pq_style_loss.alpha', pq.alpha, 0, 1)

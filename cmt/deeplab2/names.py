@@ -122,7 +122,7 @@ def _separable(prefix: str, rest: str) -> Optional[str]:
 
 
 def _encoder(rest: str, max_deeplab_s: bool) -> Optional[str]:
-  """Inside one of our `BackboneTransformerDecoder`s -> DeepLab2's `encoder/...`."""
+  """Inside one of our stacks (`cmt.model.stack.Stack`) -> DeepLab2's `encoder/...`."""
   if rest == 'memory_feature':
     return 'encoder/memory_feature'
   match = re.fullmatch(r'backbone/stem/_convs/(\d+)/(.*)', rest)
