@@ -26,8 +26,11 @@ REFERENCE_POINTS = 'reference_points'
 # REFERENCE_POINTS. Deep supervision and the Fig. 5 pictures read these.
 AUX_OUTPUTS = 'aux_outputs'
 # [B, N, h_l, w_l] head-averaged memory-to-pixel attention of the last layer
-# (softmax over HW, plus Z^T with the clustering update): Fig. 1.
+# (the pixel part of Eq. 3's softmax over HW and N): Fig. 1.
 CROSS_ATTENTION = 'cross_attention'
+# [B, N, h_l, w_l] the last layer's clustering assignment Z^T = softmax_N(S)^T
+# (Eq. 6; with the clustering update only): Fig. 1.
+CLUSTER_ASSIGNMENT = 'cluster_assignment'
 
 # ---- Ground truth (from cmt.data to the losses) --------------------------
 # [B, H, W, 3] float32 in [0, 255], padded with the dataset mean.

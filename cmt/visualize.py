@@ -8,9 +8,10 @@ whose command line is `cmt.tools.visualize`).
       logits), each with the reference-mask points r (Eq. 10) of the kept
       centers in their centers' colours; last, the panoptic prediction.
   O/<name>_fig1_cross_attention.png   Fig. 1: the last layer's
-      memory-to-pixel attention averaged over heads (`CROSS_ATTENTION`) for
-      the highest-scoring kept centers, each normalised to its maximum: with
-      the clustering update it is dense over the object, not a few spots.
+      memory-to-pixel attention (Eq. 3's softmax) averaged over heads
+      (`CROSS_ATTENTION`) for the highest-scoring kept centers and, with the
+      clustering update, below it the same centers' clustering assignment
+      Z (`CLUSTER_ASSIGNMENT`, Eq. 6), each map normalised to its maximum.
 
 A center is "kept" when post-processing (`evaluator_options`) gave it a
 segment; when none is kept (an untrained model), the centers with the
@@ -116,21 +117,34 @@ def figure5(image: np.ndarray, layer_logits: Sequence[np.ndarray],
   return layout.grid(panels, titles, columns=min(4, len(panels)))
 
 
-def figure1(image: np.ndarray, attention: np.ndarray, centers: np.ndarray,
-            titles: Sequence[str], crop: Sequence[int]):
-  """Fig. 1 panels: head-averaged cross-attention [N, h, w] of `centers`."""
+def heat_panel(image: np.ndarray, values: np.ndarray, crop: Sequence[int]):
+  """A map [h, w] over the crop as a heat overlay on `image` (the valid
+  region), normalised to its maximum."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
   from cmt.vis import colors as colors_lib  # pylint: disable=g-import-not-at-top
   from cmt.vis import drawing  # pylint: disable=g-import-not-at-top
-  from cmt.vis import layout  # pylint: disable=g-import-not-at-top
   valid = image.shape[:2]
-  panels = [Image.fromarray(image)]
-  for center in centers:
-    heat = bilinear_upsample(attention[center], crop)[:valid[0], :valid[1]]
-    heat = heat / max(float(heat.max()), 1e-12)
-    panels.append(Image.fromarray(drawing.blend(
-        image, colors_lib.heat_colors(heat), 0.7, np.ones(valid, bool))))
-  return layout.grid(panels, ['image', *titles], columns=len(panels))
+  heat = bilinear_upsample(values, crop)[:valid[0], :valid[1]]
+  heat = heat / max(float(heat.max()), 1e-12)
+  return Image.fromarray(drawing.blend(
+      image, colors_lib.heat_colors(heat), 0.7, np.ones(valid, bool)))
+
+
+def figure1(image: np.ndarray, attention: np.ndarray, centers: np.ndarray,
+            titles: Sequence[str], crop: Sequence[int],
+            assignment: Optional[np.ndarray] = None):
+  """Fig. 1 panels: head-averaged cross-attention [N, h, w] of `centers`;
+  below, with the clustering update, their assignment Z^T [N, h, w]."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from cmt.vis import layout  # pylint: disable=g-import-not-at-top
+  panels = [Image.fromarray(image)] + [
+      heat_panel(image, attention[c], crop) for c in centers]
+  names = ['image', *titles]
+  if assignment is not None:
+    panels += [Image.fromarray(image)] + [
+        heat_panel(image, assignment[c], crop) for c in centers]
+    names += ['clustering Z', *[f'Z, center {c}' for c in centers]]
+  return layout.grid(panels, names, columns=len(centers) + 1)
 
 
 def visualize(inference, image: np.ndarray, output_dir: str,
@@ -172,7 +186,9 @@ def visualize(inference, image: np.ndarray, output_dir: str,
   class_pred = class_logits[:, 1:].argmax(-1) + 1
   titles = [f'center {c}: {info.class_names[class_pred[c]]}'
             for c in centers]
-  fig1 = figure1(shown, attention, centers, titles, crop)
+  assignment = outputs.get(common.CLUSTER_ASSIGNMENT)
+  fig1 = figure1(shown, attention, centers, titles, crop,
+                 None if assignment is None else assignment[0].numpy())
   paths = figure_paths(output_dir, name)
   for figure, path in zip((fig5, fig1), paths):
     with atomic_files.open_atomic(path, 'wb') as f:

@@ -1,8 +1,9 @@
 """`cmt-ablate`: do the CMT components help? Table 2a/2b and Fig. 1 at CPU
 scale (issue 18).
 
-    cmt-ablate --output_dir=O [--quick] [--seeds=3] [--steps=N] [--jobs=2]
-        [--rows=baseline,clustering_update,...] [--overwrite]
+    cmt-ablate --output_dir=O [--quick] [--seeds=3] [--steps=N]
+        [--image_size=S] [--num_train=K] [--num_val=V] [--eval_points=P]
+        [--jobs=2] [--rows=baseline,clustering_update,...] [--overwrite]
 
 Trains the rows of Table 2a and 2b (`cmt.ablation.rows`: baseline
 MaX-DeepLab-S; + clustering update; + pixel-wise contrastive loss; +
@@ -11,10 +12,14 @@ reference mask; + coord-conv) as switches of ONE tiny architecture
 and the same seeds, on the hard synthetic dataset (`cmt-synthetic-data
 --difficulty=hard`), and evaluates each on its held-out split: PQ, PQ-Th,
 PQ-St (mean and standard deviation over seeds) beside the paper's deltas,
-the density of the last layer's cross-attention (`cmt.ablation.density`)
-and the checks that rule out a silent bug (new variables get gradients,
-new loss terms decrease). Each (row, seed) runs in its own process
-(`cmt.ablation.run_one`), `--jobs` at a time with `--threads` each.
+the Fig. 1 statistics of the last layer's attention and clustering
+assignment (`cmt.ablation.attention_stats`), also at matched PQ
+(`cmt.ablation.matched_pq`), the reference-mask hit rate, and the checks
+that rule out a silent bug (new variables get gradients, new loss terms
+decrease). Each (row, seed) runs in its own process
+(`cmt.ablation.run_one`), `--jobs` at a time with `--threads` each. The
+budget (steps, data size, crop) defaults to the one where the baseline
+learns (docs/MODEL_ZOO.md).
 
 Writes, under O:
   settings.json            what was asked (a rerun with the same settings
@@ -22,8 +27,11 @@ Writes, under O:
                            one restarts from its last checkpoint)
   data/                    the dataset (images, COCO JSON, TFRecords)
   runs/<row>/seed<k>/      checkpoints, TensorBoard, eval/metrics.json
-  runs/<row>/seed<k>.json  that run's result; .log its console
+  runs/<row>/seed<k>.json  that run's result; .log its console;
+                           _fig1.npz its figure material
   results.json, table.txt  all finished runs, rewritten after each one
+  fig1.png                 Fig. 1's layout for the baseline and a CMT row
+                           (`cmt.ablation.figure`), first seed
 
 `--quick` (seconds of training, a few images; its numbers mean nothing)
 checks that everything runs.
@@ -36,11 +44,13 @@ import shutil
 import subprocess
 import sys
 import time
-from typing import Sequence
+from typing import Optional, Sequence
 
 from cmt import atomic_files
+from cmt.ablation import figure
 from cmt.ablation import report
 from cmt.ablation import rows as rows_lib
+from cmt.ablation import run_one
 from cmt.evaluation import paper_tables
 
 DEFAULT_CONFIG = str(paper_tables.default_configs_root() / 'demo' /
@@ -58,6 +68,7 @@ class Settings:
   image_size: int
   num_train: int
   num_val: int
+  eval_points: int = 3
   difficulty: str = 'hard'
   data_seed: int = 0
 
@@ -66,10 +77,12 @@ class Settings:
             for k, v in dataclasses.asdict(self).items()}
 
 
-# The full run: sized on this 2-core machine (docs/MODEL_ZOO.md).
-FULL = dict(steps=480, num_seeds=3, image_size=129, num_train=600,
-            num_val=100)
-QUICK = dict(steps=4, num_seeds=1, image_size=65, num_train=8, num_val=2)
+# The full run: the budget where the baseline learns (PQ >= 30 on the
+# held-out split), sized on this 2-core machine (docs/MODEL_ZOO.md).
+FULL = dict(steps=1440, num_seeds=3, image_size=129, num_train=600,
+            num_val=100, eval_points=3)
+QUICK = dict(steps=4, num_seeds=1, image_size=33, num_train=4, num_val=2,
+             eval_points=1)
 
 
 def settings_of(args) -> Settings:
@@ -83,8 +96,8 @@ def settings_of(args) -> Settings:
       config_file=os.path.abspath(args.config_file), rows=keys,
       seeds=tuple(range(pick('seeds', 'num_seeds'))), steps=pick('steps'),
       image_size=pick('image_size'), num_train=pick('num_train'),
-      num_val=pick('num_val'))
-  for name in ('steps', 'num_train', 'num_val'):
+      num_val=pick('num_val'), eval_points=pick('eval_points'))
+  for name in ('steps', 'num_train', 'num_val', 'eval_points'):
     if getattr(settings, name) < 1:
       raise ValueError(f'--{name}={getattr(settings, name)}: must be >= 1')
   if not settings.seeds or not keys:
@@ -183,6 +196,7 @@ class Job:
             f'--model_dir={self.model_dir}', f'--data_dir={data_dir}',
             f'--seed={self.seed}', f'--steps={settings.steps}',
             f'--threads={threads}', f'--result_json={self.result_json}',
+            f'--eval_points={settings.eval_points}',
             *[f'--override={o}' for o in overrides]]
 
   def progress(self) -> float:
@@ -217,6 +231,7 @@ def write_outputs(output_dir: str, settings: Settings, jobs: Sequence[Job],
            f'{settings.image_size}, {settings.num_train} train / '
            f'{settings.num_val} held-out images')
   table = report.format_table(summaries, title)
+  write_figure(output_dir, jobs)
   with atomic_files.open_atomic(os.path.join(output_dir,
                                              'results.json')) as f:
     json.dump({'settings': settings.to_json(), 'summaries': summaries,
@@ -224,6 +239,28 @@ def write_outputs(output_dir: str, settings: Settings, jobs: Sequence[Job],
   with atomic_files.open_atomic(os.path.join(output_dir, 'table.txt')) as f:
     f.write(table + '\n')
   return table
+
+
+# The CMT row of the figure: the first of these that ran.
+FIGURE_CMT_ROWS = ('pixel_contrastive', 'clustering_update')
+
+
+def write_figure(output_dir: str, jobs: Sequence[Job]) -> Optional[str]:
+  """fig1.png from the first seed's material of the baseline and of a
+  CMT row, once both exist; returns its path."""
+  first = {}
+  for job in jobs:
+    path = run_one.figure_path(job.result_json)
+    if os.path.isfile(job.result_json) and os.path.isfile(path):
+      first.setdefault(job.row.key, (job.row.label, path))
+  keys = [rows_lib.BASELINE.key] + [k for k in FIGURE_CMT_ROWS if k in first]
+  if rows_lib.BASELINE.key not in first or len(keys) < 2:
+    return None
+  materials = [(first[k][0], figure.load_material(first[k][1]))
+               for k in keys[:2]]
+  path = os.path.join(output_dir, 'fig1.png')
+  figure.write(path, materials)
+  return path
 
 
 def clock(seconds: float) -> str:

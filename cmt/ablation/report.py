@@ -1,4 +1,6 @@
-"""`cmt-ablate`'s results: mean and spread per row, the table, the checks.
+"""`cmt-ablate`'s results: mean and spread per row, the table, the Fig. 1
+statistics (`cmt.ablation.attention_stats`), the matched-PQ comparison
+(`cmt.ablation.matched_pq`), the reference-mask hit rate and the checks.
 
 Spread is the standard deviation over seeds (ddof 1; 0 for one seed). A
 row's delta is its mean minus the baseline's; it is called larger than the
@@ -11,10 +13,13 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from cmt.ablation import density as density_lib
+from cmt.ablation import attention_stats
+from cmt.ablation import matched_pq
 from cmt.ablation import rows as rows_lib
 
 METRICS = (('pq', 'PQ'), ('pq_things', 'PQ-Th'), ('pq_stuff', 'PQ-St'))
+# Fig. 1 statistics whose change over the baseline the table marks.
+ATTENTION_DELTAS = ('attention_inside', 'attention_coverage')
 # Loss terms that only some rows train, and the rows' switch for them.
 NEW_LOSSES = {'pixel_contrastive': 'instance_discrimination_loss',
               'reference_mask': 'mask_approximation_loss',
@@ -30,20 +35,23 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def summarize_row(results: Sequence[Mapping]) -> dict:
-  """The per-seed results of one row -> means, spreads, density, losses."""
+  """The per-seed results of one row -> means, spreads, Fig. 1 statistics,
+  losses."""
   summary = {'n': len(results), 'seeds': [r['seed'] for r in results]}
   for key, _ in METRICS:
     summary[key] = _mean_std([r['metrics'][key] for r in results])
-  # Attention statistics: the mean over a seed's segments, then mean and
-  # spread over seeds; `segments` is the per-seed count.
+  # Fig. 1 statistics of the last checkpoint: a seed's mean over its
+  # segments, then mean and spread over seeds.
   attention = {}
-  for kind in density_lib.KINDS:
-    attention[kind] = {
-        name: _mean_std([np.mean(r['density'][kind][name]) for r in results
-                         if r['density'][kind][name]])
-        for name in density_lib.STATISTICS}
-    attention[kind]['segments'] = [len(r['density'][kind]['density'])
-                                   for r in results]
+  for kind in attention_stats.KINDS:
+    per_seed = [r['statistics'][kind] for r in results]
+    attention[kind] = {name: _mean_std([
+        s[name] for s in per_seed if not math.isnan(s.get(name, math.nan))])
+                       for name in attention_stats.STATISTICS}
+    attention[kind]['segments'] = [s['segments'] for s in per_seed]
+    attention[kind]['reference_hit_start'] = _mean_std([
+        v for v in (_first_checkpoint(r, kind, 'reference_hit')
+                    for r in results) if not math.isnan(v)])
   summary['attention'] = attention
   losses = {}
   for tag in sorted({t for r in results for t in r['losses']}):
@@ -54,6 +62,14 @@ def summarize_row(results: Sequence[Mapping]) -> dict:
   summary['train_seconds'] = float(np.mean([r['train_seconds']
                                             for r in results]))
   return summary
+
+
+def _first_checkpoint(result: Mapping, kind: str, name: str) -> float:
+  """A statistic at the run's step-0 checkpoint (NaN without one)."""
+  for entry in result.get('checkpoints', []):
+    if entry['step'] == 0:
+      return entry['statistics'][kind].get(name, math.nan)
+  return math.nan
 
 
 def delta(row: Mapping, base: Mapping, key: str,
@@ -91,9 +107,13 @@ def summarize(results: Mapping[str, Sequence[Mapping]]) -> dict:
     seeds = min(summary['n'], base['n'])
     summary['delta'] = {m: delta(summary, base, m, seeds)
                         for m, _ in METRICS}
-    summary['density_delta'] = {
-        kind: delta(summary['attention'][kind], base['attention'][kind],
-                    'density', seeds) for kind in density_lib.KINDS}
+    summary['attention_delta'] = {
+        kind: {name: delta(summary['attention'][kind],
+                           base['attention'][kind], name, seeds)
+               for name in ATTENTION_DELTAS}
+        for kind in attention_stats.KINDS}
+    summary['matched_pq'] = matched_pq.compare(
+        results[key], results[rows_lib.BASELINE.key], attention_stats.KINDS)
     summary['gradients'] = gradient_check(
         results[key], results[rows_lib.BASELINE.key])
   return summaries
@@ -111,7 +131,8 @@ def _signed(value: float, spread: float) -> str:
 
 def format_table(summaries: Mapping[str, Mapping], title: str) -> str:
   """The table: mean ± std over seeds, n, our delta (* larger than the
-  seed-to-seed spread) and the paper's delta, then density and checks."""
+  seed-to-seed spread) and the paper's delta, then the Fig. 1 statistics,
+  the matched-PQ comparison, the reference masks and the checks."""
   header = (f'{"row":27s} {"PQ":>11s} {"PQ-Th":>11s} {"PQ-St":>11s} '
             f'{"n":>2s}  {"ours dPQ/Th/St":>20s}  {"paper dPQ/Th/St":>16s}')
   lines = [title, header, '-' * len(header)]
@@ -127,25 +148,10 @@ def format_table(summaries: Mapping[str, Mapping], title: str) -> str:
         f'{row.label:27s} ' + ' '.join(_pm(summary[m]) for m, _ in METRICS)
         + f' {summary["n"]:2d}  {ours:>20s}  {paper:>16s}')
   lines += ['(* |delta| > sqrt(s_row^2 + s_baseline^2); paper: COCO val, '
-            'Table 2a/2b, over its baseline)', '',
-            'Last-layer cross-attention on the held-out segments (mean over '
-            'seeds ± std over seeds; cmt/ablation/density.py):']
-  for kind in density_lib.KINDS:
-    lines.append(f'{kind:27s} {"density":>15s} {"mass in mask":>15s} '
-                 f'{"spread":>15s} {"segments":>8s} {"d density":>10s}')
-    for row in rows_lib.ROWS:
-      summary = summaries.get(row.key)
-      if summary is None:
-        continue
-      stats = summary['attention'][kind]
-      cells = ' '.join(f'{stats[n][0]:6.3f} ± {stats[n][1]:6.3f}'
-                       for n in density_lib.STATISTICS)
-      count = '/'.join(map(str, sorted(set(stats['segments']))))
-      change = '—'
-      if 'density_delta' in summary:
-        value, spread = summary['density_delta'][kind]
-        change = f'{value:+.3f}{"*" if abs(value) > spread else " "}'
-      lines.append(f'  {row.label:25s} {cells} {count:>8s} {change:>10s}')
+            'Table 2a/2b, over its baseline)']
+  lines += attention_lines(summaries)
+  lines += matched_pq_lines(summaries)
+  lines += reference_lines(summaries)
   lines += ['', 'Checks (first seed; losses: mean over seeds, first -> last '
             '10% of the summaries):']
   for row in rows_lib.ROWS[1:]:
@@ -162,3 +168,90 @@ def format_table(summaries: Mapping[str, Mapping], title: str) -> str:
       text += f'; {tag} {loss["start"]:.3f} -> {loss["end"]:.3f}'
     lines.append(text)
   return '\n'.join(lines)
+
+
+def _cell(pair, width: int = 13) -> str:
+  mean, std = pair
+  text = '—' if math.isnan(mean) else f'{mean:.3f}±{std:.3f}'
+  return f'{text:>{width}s}'
+
+
+def _summaries_in_order(summaries):
+  return [(row, summaries[row.key]) for row in rows_lib.ROWS
+          if row.key in summaries]
+
+
+def attention_lines(summaries: Mapping[str, Mapping]) -> list[str]:
+  """Inside-mask share and coverage of A, Z and the mask per row (final
+  step), with the change of A over the baseline."""
+  lines = ['', 'Fig. 1 at the last step: held-out segments and their matched '
+           'centers (mean over seeds ± std over seeds; '
+           'cmt/ablation/attention_stats.py). A attention (Eq. 3 softmax), '
+           'Z clustering assignment (Eq. 6), Y final mask (Eq. 4).']
+  for kind in attention_stats.KINDS:
+    spots = [s['attention'][kind]['spot'][0] for s in summaries.values()]
+    spot = spots[0] if spots else math.nan
+    lines.append(f'{kind} (coverage of one stride-16 cell: {spot:.3f})')
+    lines.append(f'  {"row":25s} {"A inside":>13s} {"A coverage":>13s} '
+                 f'{"Z inside":>13s} {"Z coverage":>13s} {"Y inside":>13s} '
+                 f'{"Y coverage":>13s} {"seg.":>5s} {"dA in/cov":>15s}')
+    for row, summary in _summaries_in_order(summaries):
+      stats = summary['attention'][kind]
+      cells = ''.join(' ' + _cell(stats[f'{m}_{s}'])
+                      for m in attention_stats.MAPS
+                      for s in ('inside', 'coverage'))
+      count = '/'.join(map(str, sorted(set(stats['segments']))))
+      change = '—'
+      if 'attention_delta' in summary:
+        change = ' '.join(
+            f'{v:+.3f}{"*" if abs(v) > spread else " "}' for v, spread in (
+                summary['attention_delta'][kind][n] for n in ATTENTION_DELTAS))
+      lines.append(f'  {row.label:25s}{cells} {count:>5s} {change:>15s}')
+  return lines
+
+
+def matched_pq_lines(summaries: Mapping[str, Mapping]) -> list[str]:
+  """Row minus baseline at matched PQ (`cmt.ablation.matched_pq`)."""
+  lines = ['', f'Fig. 1 at matched PQ: checkpoints (after step 0) of a row and '
+           f'of the baseline with |PQ difference| < {matched_pq.TOLERANCE:g}; '
+           'row minus baseline, mean ± std over pairs (Z: the row\'s '
+           'assignment against the baseline\'s attention)']
+  labels = [label for label, _, _ in matched_pq.COMPARISONS]
+  lines.append(f'  {"row":25s} {"pairs":>5s} {"PQ row/base":>11s} ' +
+               ' '.join(f'{kind[:2]} {label:>10s}' for kind in
+                        attention_stats.KINDS for label in labels))
+  for row, summary in _summaries_in_order(summaries):
+    matched = summary.get('matched_pq')
+    if matched is None:
+      continue
+    pq = '—' if not matched['pairs'] else '{:.1f}/{:.1f}'.format(
+        *matched['pq'])
+    cells = ' '.join(_cell(matched[kind][label]) for kind in
+                     attention_stats.KINDS for label in labels)
+    lines.append(f'  {row.label:25s} {matched["pairs"]:5d} {pq:>11s} '
+                 f'{cells}')
+  return lines
+
+
+def reference_lines(summaries: Mapping[str, Mapping]) -> list[str]:
+  """Share of the M reference points inside the matched segment, at step 0
+  and at the last step, against chance (the segment's share of the
+  image)."""
+  shown = [(row, s) for row, s in _summaries_in_order(summaries)
+           if not math.isnan(s['attention']['things']['reference_hit'][0])]
+  if not shown:
+    return []
+  lines = ['', 'Reference masks (Eq. 10): share of the M points of a matched '
+           'center inside its segment (mean over seeds ± std), at step 0 '
+           'and at the last step, against chance = segment area / image '
+           'area']
+  lines.append(f'  {"row":25s} ' + ' '.join(
+      f'{kind[:2]} {name:>10s}' for kind in attention_stats.KINDS
+      for name in ('hit step 0', 'hit last', 'chance')))
+  for row, summary in shown:
+    cells = ' '.join(
+        _cell(summary['attention'][kind][name]) for kind in
+        attention_stats.KINDS for name in (
+            'reference_hit_start', 'reference_hit', 'reference_chance'))
+    lines.append(f'  {row.label:25s} {cells}')
+  return lines

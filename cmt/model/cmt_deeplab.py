@@ -25,6 +25,7 @@ from cmt import common
 from cmt.model import heads
 from cmt.model import spec as spec_lib
 from cmt.model import stack as stack_lib
+from cmt.model.layers import attention_ops
 from cmt.model.layers import dual_path_transformer
 from cmt.model.layers import norm_act
 
@@ -32,8 +33,9 @@ from cmt.model.layers import norm_act
 class CMTDeepLab(tf_keras.Model):
   """The panoptic model; `call(images, training)` returns the output dict.
 
-  CROSS_ATTENTION (Fig. 1) is computed only with `figure_outputs=True` (the
-  figures' path, `cmt-visualize`), never in a train or eval step.
+  CROSS_ATTENTION and CLUSTER_ASSIGNMENT (Fig. 1) are computed only with
+  `figure_outputs=True` (the figures' path, `cmt-visualize`), never in a
+  train or eval step.
   """
 
   def __init__(self, spec: spec_lib.ModelSpec, num_classes: int,
@@ -109,6 +111,10 @@ class CMTDeepLab(tf_keras.Model):
     if figure_outputs:
       outputs[common.CROSS_ATTENTION] = self._to_map(
           layers[-1].cross_attention, layers[-1].pixels, transpose=True)
+      if last_logits[-1] is not None:
+        outputs[common.CLUSTER_ASSIGNMENT] = self._to_map(
+            tf.transpose(attention_ops.assignment(last_logits[-1]), [0, 2, 1]),
+            layers[-1].pixels, transpose=True)
     if self.semantic_head is not None:
       endpoints = results[-1].endpoints
       outputs[common.SEMANTIC_LOGITS] = self.semantic_head(

@@ -33,8 +33,15 @@ def build_parser() -> argparse.ArgumentParser:
                       f'{experiment.FULL["steps"]})')
   parser.add_argument('--image_size', type=int, default=None,
                       help=f'16k + 1 (default {experiment.FULL["image_size"]})')
-  parser.add_argument('--num_train', type=int, default=None)
-  parser.add_argument('--num_val', type=int, default=None)
+  parser.add_argument('--num_train', type=int, default=None,
+                      help='training images (default '
+                      f'{experiment.FULL["num_train"]})')
+  parser.add_argument('--num_val', type=int, default=None,
+                      help='held-out images (default '
+                      f'{experiment.FULL["num_val"]})')
+  parser.add_argument('--eval_points', type=int, default=None,
+                      help='checkpoints evaluated after step 0, evenly '
+                      f'spaced (default {experiment.FULL["eval_points"]})')
   parser.add_argument('--jobs', type=int, default=2,
                       help='runs side by side (default: %(default)s)')
   parser.add_argument('--threads', type=int, default=0,

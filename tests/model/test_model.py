@@ -44,6 +44,13 @@ def _check_common_outputs(outputs, options, crop, batch):
                                                    INFO.num_classes + 1)
   h16 = (crop - 1) // 16 + 1
   assert outputs[common.CROSS_ATTENTION].shape == (batch, n, h16, h16)
+  if options.model_options.clustering.clustering_update:
+    # Z^T: each pixel's assignment over the centers sums to 1.
+    assignment = outputs[common.CLUSTER_ASSIGNMENT].numpy()
+    assert assignment.shape == (batch, n, h16, h16)
+    np.testing.assert_allclose(assignment.sum(1), 1.0, rtol=1e-4)
+  else:
+    assert common.CLUSTER_ASSIGNMENT not in outputs
   norms = np.linalg.norm(outputs[common.PIXEL_FEATURES].numpy(), axis=-1)
   np.testing.assert_allclose(norms, 1.0, rtol=1e-4)
   for value in tf.nest.flatten(outputs):

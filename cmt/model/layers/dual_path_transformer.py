@@ -60,8 +60,9 @@ class DualPathOutput(NamedTuple):
   # [B, N, 2M] reference-mask embedding e_hat of Eq. 9 (None without
   # reference_mask); first M entries are h, the last M are w.
   reference_embedding: Optional[tf.Tensor]
-  # [B, N, HW] head-averaged center-to-pixel attention (plus Z^T with the
-  # clustering update): what Fig. 1 shows; None unless `figure_outputs`.
+  # [B, N, HW] head-averaged center-to-pixel weights of Eq. 3's softmax
+  # (alone: the clustering assignment Z travels as its logits above), for
+  # Fig. 1; None unless `figure_outputs`.
   cross_attention: Optional[tf.Tensor]
 
 
@@ -186,8 +187,6 @@ class ClusteringMaskTransformerLayer(recompute_lib.Block):
       logits, assignment, clustering = self._clustering_center_update(
           qkv, previous_logits, training)
       center_update += clustering  # Eq. 7
-      if figure_outputs:
-        cross_attention += tf.transpose(assignment, [0, 2, 1])
     centers_out = self._center_residual_and_ffn(centers_in, center_update,
                                                 training)
     pixels_out = self._pixel_update(features, qkv, assignment, training)
