@@ -35,7 +35,7 @@ def write_images(folder: str, count: int) -> dict:
                           image_size=(480, 640))
   tfrecords = os.path.join(folder, 'tfrecords')
   if build_data_tool.main(synthetic.build_data_args(folder, 'val', tfrecords) +
-                     ['--num_shards=1', '--num_workers=1']) != 0:
+                          ['--num_shards=1', '--num_workers=1']) != 0:
     raise RuntimeError('cmt-build-data failed on the synthetic images')
   pattern = os.path.join(tfrecords, 'val-*')
   return {'TRAIN_SET': pattern, 'VAL_SET': pattern}

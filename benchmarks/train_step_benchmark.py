@@ -67,8 +67,9 @@ def write_images(folder: str, crop: int) -> dict:
   synthetic.write_dataset(folder, num_train=2, num_val=0,
                           image_size=(crop, crop))
   tfrecords = os.path.join(folder, 'tfrecords')
-  if build_data_tool.main(synthetic.build_data_args(folder, 'train', tfrecords) +
-                     ['--num_shards=1', '--num_workers=1']) != 0:
+  if build_data_tool.main(
+      synthetic.build_data_args(folder, 'train', tfrecords) +
+      ['--num_shards=1', '--num_workers=1']) != 0:
     raise RuntimeError('cmt-build-data failed on the synthetic images')
   return {'TRAIN_SET': os.path.join(tfrecords, 'train-*'),
           'VAL_SET': os.path.join(tfrecords, 'train-*')}

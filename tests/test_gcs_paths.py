@@ -17,8 +17,6 @@ import tensorflow as tf
 
 from cmt import atomic_files
 from cmt import cli
-from cmt import predict
-from cmt.data import build_data
 from cmt.data import synthetic
 from cmt.tools import build_data as build_data_tool
 from cmt.tools import evaluate as evaluate_main
@@ -103,7 +101,8 @@ def test_train_eval_export_predict_with_every_path_on_ram(
     tmp_path, empty_cwd, ram_root, tiny_checkpoint, capsys):
   raw = tmp_path / 'raw'  # cmt-build-data reads its input locally
   assert synthetic_data.main([f'--output_dir={raw}', '--num_train=4',
-                         '--num_val=2', '--image_size=49', '--seed=3']) == 0
+                              '--num_val=2', '--image_size=49',
+                              '--seed=3']) == 0
   data = _copy_to(raw, f'{ram_root}/data', ['categories.json'])
   categories = f'{data}/categories.json'
   records = f'{ram_root}/records'
@@ -156,7 +155,7 @@ def test_train_eval_export_predict_with_every_path_on_ram(
                     sorted(os.listdir(raw / 'images' / 'val')))
   outputs = f'{ram_root}/predictions'
   assert predict_tool.main([f'--model={saved_model}', f'--input={images}',
-                       f'--output_dir={outputs}', '--no_progress']) == 0
+                            f'--output_dir={outputs}', '--no_progress']) == 0
   assert '2 of 2 image(s) predicted' in capsys.readouterr().out
   for folder in ('overlay', 'panoptic', 'segments'):
     assert len(_listing(f'{outputs}/{folder}')) == 2, folder
@@ -191,8 +190,9 @@ def test_a_model_dir_that_is_a_file_is_refused_in_one_line(
                           '--pred_json=p.json', '--pred_folder=gs://b/p'],
      '--pred_folder'),
     (synthetic_data.main, ['--output_dir=gs://b/synthetic'], '--output_dir'),
-    (build_data_tool.main, ['--image_dir=gs://b/images', '--panoptic_json=p.json',
-                       '--panoptic_dir=p', '--output_dir=gs://b/records'],
+    (build_data_tool.main, ['--image_dir=gs://b/images',
+                            '--panoptic_json=p.json', '--panoptic_dir=p',
+                            '--output_dir=gs://b/records'],
      '--image_dir'),
     (paper_tables_tool.main, ['--runs=gs://b/runs'], '--runs'),
 ], ids=['evaluate-gt', 'evaluate-pred', 'synthetic', 'build-data',

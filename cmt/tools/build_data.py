@@ -10,7 +10,8 @@ from cmt.data import dataset_info
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-  parser = cli.ArgumentParser(prog='cmt-build-data', description=build_data.__doc__)
+  parser = cli.ArgumentParser(prog='cmt-build-data',
+                              description=build_data.__doc__)
   parser.add_argument('--image_dir', required=True, type=cli.local_path,
                       help='folder of the images (JPEG or PNG)')
   parser.add_argument('--panoptic_json', required=True, type=cli.local_path,

@@ -66,10 +66,12 @@ def main(argv=None, param_counter: Optional[paper_tables.ParamCounter] = None,
   args = build_parser().parse_args(argv)
   configs_root = pathlib.Path(args.configs_root)
   rows = [r for r in paper_table_rows.ROWS if r.table in args.tables]
-  counter = (param_counter or paper_tables.model_param_counter) if args.params else None
+  counter = ((param_counter or paper_tables.model_param_counter)
+             if args.params else None)
   try:
     runs = evaluated_runs.find_runs(args.runs) if args.runs else []
-    entries = paper_tables.build_entries(rows, configs_root, counter, runs, stderr)
+    entries = paper_tables.build_entries(rows, configs_root, counter, runs,
+                                         stderr)
     other_runs = paper_tables.runs_matching_no_row(runs, configs_root)
   except (config_lib.ConfigError, evaluated_runs.MetricsError) as error:
     print(f'cmt-paper-tables: error: {cli.one_line(error)}', file=stderr)

@@ -7,7 +7,6 @@ import os
 import numpy as np
 from PIL import Image
 
-from cmt.data import build_data
 from cmt.data import dataset_info
 from cmt.data import synthetic
 from cmt.tools import build_data as build_data_tool
@@ -21,9 +20,9 @@ def _files(root):
 
 def test_same_seed_same_bytes_other_seed_differs(tmp_path):
   for name, seed in (('a', 4), ('b', 4), ('c', 5)):
-    assert synthetic_data.main([f'--output_dir={tmp_path / name}', '--num_train=3',
-                           '--num_val=2', '--image_size=65',
-                           f'--seed={seed}']) == 0
+    assert synthetic_data.main([
+        f'--output_dir={tmp_path / name}', '--num_train=3', '--num_val=2',
+        '--image_size=65', f'--seed={seed}']) == 0
   files = _files(tmp_path / 'a')
   assert files == _files(tmp_path / 'b') == _files(tmp_path / 'c')
   assert len(files) == 1 + 2 + 2 * (3 + 2)
@@ -78,10 +77,11 @@ def test_things_occlude_but_stay_at_least_half_visible():
 def test_converts_with_cmt_build_data(tmp_path):
   raw = tmp_path / 'raw'
   assert synthetic_data.main([f'--output_dir={raw}', '--num_train=4',
-                         '--num_val=2', '--image_size=65']) == 0
+                              '--num_val=2', '--image_size=65']) == 0
   for split in ('train', 'val'):
     args = synthetic.build_data_args(str(raw), split, str(tmp_path / 'rec'))
-    assert build_data_tool.main(args + ['--num_shards=2', '--num_workers=1']) == 0
+    assert build_data_tool.main(
+        args + ['--num_shards=2', '--num_workers=1']) == 0
   assert sorted(os.listdir(tmp_path / 'rec')) == [
       'train-00000-of-00002.tfrecord', 'train-00001-of-00002.tfrecord',
       'val-00000-of-00002.tfrecord', 'val-00001-of-00002.tfrecord']
@@ -119,7 +119,7 @@ def test_hard_difficulty_is_deterministic_and_harder():
 
 def test_difficulty_flag(tmp_path):
   assert synthetic_data.main([f'--output_dir={tmp_path / "h"}', '--num_train=1',
-                         '--num_val=0', '--image_size=65',
-                         '--difficulty=hard']) == 0
+                              '--num_val=0', '--image_size=65',
+                              '--difficulty=hard']) == 0
   with open(tmp_path / 'h' / 'panoptic_train.json') as f:
     assert 'touching_probability=0.4' in json.load(f)['info']['description']

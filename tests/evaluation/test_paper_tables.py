@@ -50,7 +50,7 @@ def _architecture(recipe):
 def run_main(*argv, counter=None):
   out, err = io.StringIO(), io.StringIO()
   code = paper_tables_tool.main(list(argv), param_counter=counter, stdout=out,
-                           stderr=err)
+                                stderr=err)
   return code, out.getvalue(), err.getvalue()
 
 

@@ -39,8 +39,8 @@ def test_predict_writes_three_outputs_per_coco_image(
     coco_sample, tiny_saved_model, tiny_inference, tmp_path):
   output_dir = tmp_path / 'out'
   assert predict_tool.main([f'--model={tiny_saved_model}',
-                       f'--input={coco_sample / "images"}',
-                       f'--output_dir={output_dir}', '--no_progress']) == 0
+                            f'--input={coco_sample / "images"}',
+                            f'--output_dir={output_dir}', '--no_progress']) == 0
   images = sorted((coco_sample / 'images').glob('*.jpg'))
   assert len(images) == 2
   for path in images:
@@ -82,8 +82,8 @@ def test_gray_rgba_and_unreadable_images(coco_sample, tiny_saved_model,
   (inputs / 'broken.jpg').write_bytes(b'not an image')
   output_dir = tmp_path / 'out'
   code = predict_tool.main([f'--model={tiny_saved_model}',
-                       f'--input={inputs / "*.*"}',
-                       f'--output_dir={output_dir}', '--no_progress'])
+                            f'--input={inputs / "*.*"}',
+                            f'--output_dir={output_dir}', '--no_progress'])
   assert code == 1
   assert 'broken.jpg' in capsys.readouterr().err
   for name in ('gray', 'rgba', 'palette'):
@@ -101,7 +101,7 @@ def test_gray_rgba_and_unreadable_images(coco_sample, tiny_saved_model,
 
 def test_input_that_matches_nothing_is_an_error(tmp_path, capsys):
   assert predict_tool.main(['--model=unused', f'--input={tmp_path / "*.jpg"}',
-                       f'--output_dir={tmp_path}']) == 1
+                            f'--output_dir={tmp_path}']) == 1
   assert 'no image found' in capsys.readouterr().err
 
 

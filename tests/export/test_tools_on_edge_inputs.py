@@ -12,8 +12,6 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from cmt import predict
-from cmt import visualize
 from cmt.data import synthetic
 from cmt.tools import export as export_main
 from cmt.tools import predict as predict_tool
@@ -55,9 +53,9 @@ def test_predict_runs_extreme_aspect_ratios_and_skips_only_bad_files(
   out = tmp_path / 'out'
   (out / 'overlay').mkdir(parents=True)
   (out / 'overlay' / 'a_normal.png').write_text('old')
-  status = predict_tool.main([f'--model={tiny_saved_model}', f'--input={inputs}',
-                         f'--output_dir={out}', '--no_progress',
-                         '--overwrite'])
+  status = predict_tool.main([
+      f'--model={tiny_saved_model}', f'--input={inputs}',
+      f'--output_dir={out}', '--no_progress', '--overwrite'])
   err = capfd.readouterr().err
   assert status == 1
   lines = [line for line in err.splitlines() if line.strip()]
@@ -82,7 +80,7 @@ def test_predict_refuses_same_stem_inputs_up_front(tmp_path, capfd):
   _save(inputs / 'x.png', 10, 10)
   out = tmp_path / 'out'
   status = predict_tool.main(['--model=unused', f'--input={inputs}',
-                         f'--output_dir={out}', '--no_progress'])
+                              f'--output_dir={out}', '--no_progress'])
   err = capfd.readouterr().err
   assert status == 1
   assert err.count('\n') == 1 and 'x.jpg' in err and 'x.png' in err, err
@@ -96,8 +94,8 @@ def test_visualize_runs_an_extreme_aspect_ratio(tiny_checkpoint, tmp_path,
   _save(image, 40, 5000)
   out = tmp_path / 'figures'
   status = visualize_tool.main([f'--config_file={TINY_CONFIG}',
-                           f'--checkpoint_path={tiny_checkpoint}',
-                           f'--input={image}', f'--output_dir={out}'])
+                                f'--checkpoint_path={tiny_checkpoint}',
+                                f'--input={image}', f'--output_dir={out}'])
   assert status == 0, capfd.readouterr().err
   assert sorted(os.listdir(out)) == ['wide_fig1_cross_attention.png',
                                      'wide_fig5_clustering.png']

@@ -2,7 +2,6 @@
 
 import pytest
 
-from cmt.data import build_data
 from cmt.data import synthetic
 from cmt.tools import build_data as build_data_tool
 from cmt.tools import synthetic_data
@@ -17,7 +16,8 @@ def synthetic_records(tmp_path_factory):
   root = tmp_path_factory.mktemp('trainer_synthetic')
   raw, records = root / 'raw', root / 'records'
   assert synthetic_data.main([f'--output_dir={raw}', '--num_train=8',
-                         '--num_val=2', '--image_size=65', '--seed=3']) == 0
+                              '--num_val=2', '--image_size=65',
+                              '--seed=3']) == 0
   for split in ('train', 'val'):
     assert build_data_tool.main(
         synthetic.build_data_args(str(raw), split, str(records)) +

@@ -14,7 +14,6 @@ import sys
 
 import pytest
 
-from cmt.data import build_data
 from cmt.tools import build_data as build_data_tool
 from tests.conftest import COCO_SAMPLE
 from tests.conftest import REPO_ROOT

@@ -20,7 +20,6 @@ import sys
 import numpy as np
 import pytest
 
-from cmt.data import build_data
 from cmt.data import synthetic
 from cmt.tools import build_data as build_data_tool
 from tests.conftest import REPO_ROOT

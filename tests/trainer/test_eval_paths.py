@@ -23,8 +23,6 @@ from PIL import Image
 import pytest
 import tf_keras
 
-from cmt import predict
-from cmt.data import build_data
 from cmt.data import panoptic_label
 from cmt.data import synthetic
 from cmt.evaluation import offline_evaluation
@@ -132,8 +130,8 @@ def test_every_evaluation_path_gives_the_same_numbers_and_maps(tmp_path):
   assert export_main.main(model_flags + [f'--output_path={saved_model}']) == 0
   predicted = tmp_path / 'predicted'
   assert predict_tool.main([f'--model={saved_model}',
-                       f'--input={raw / "images" / "val"}',
-                       f'--output_dir={predicted}', '--no_progress']) == 0
+                            f'--input={raw / "images" / "val"}',
+                            f'--output_dir={predicted}', '--no_progress']) == 0
   exported = _cmt_evaluate(raw, predicted / 'panoptic.json',
                            predicted / 'panoptic')
 
