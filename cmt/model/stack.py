@@ -13,7 +13,7 @@ from typing import Dict, List, NamedTuple, Optional
 import tensorflow as tf
 import tf_keras
 
-from cmt.model import backbone as backbone_lib
+from cmt.model.backbone import builders as backbone_lib
 from cmt.model import decoder
 from cmt.model import spec as spec_lib
 from cmt.model.layers import blocks

@@ -10,7 +10,7 @@ from cmt.data import dataset_info as dataset_info_lib
 from cmt.model import builder
 from cmt.evaluation import evaluator as evaluator_lib
 from cmt.model import post_processing
-from cmt.model import backbone as backbone_lib
+from cmt.model.backbone import builders as backbone_lib
 from cmt.model import spec
 from cmt.model import stack as stack_lib
 from cmt.protos import evaluator_pb2

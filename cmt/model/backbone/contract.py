@@ -1,7 +1,7 @@
 """What a backbone provides to the stack that holds it (`cmt.model.stack`).
 
 A backbone is a Keras layer built from a `spec.BackboneSpec` and a
-`norm_act.NormConfig` by the builder that `cmt.model.backbone.BUILDERS`
+`norm_act.NormConfig` by the builder that `cmt.model.backbone.builders.BUILDERS`
 lists under its `BackboneOptions.Name`. It must give:
 
   * `spec`: the `BackboneSpec` it was built from; the endpoint widths are
