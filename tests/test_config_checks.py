@@ -164,7 +164,7 @@ def test_the_build_path_runs_the_same_checks():
 
 
 def test_validation_imports_no_tensorflow():
-  code = ('import sys; from cmt import config_tool; '
+  code = ('import sys; from cmt.tools import config as config_tool; '
           f'assert config_tool.main(["validate", {str(DEMO)!r}]) == 0; '
           'assert "tensorflow" not in sys.modules, "tensorflow imported"')
   result = subprocess.run([sys.executable, '-c', code], capture_output=True,
