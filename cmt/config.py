@@ -7,6 +7,7 @@ parsed file. Every error names the file, line and column, the placeholder,
 or the override at fault.
 """
 
+import argparse
 import dataclasses
 import os
 import re
@@ -297,3 +298,18 @@ def require_runnable(options: config_pb2.ExperimentOptions,
   if problems:
     prefix = f'{source}: ' if source else ''
     raise ConfigError(prefix + '; '.join(problems))
+
+
+def add_config_flags(parser: argparse.ArgumentParser,
+                     unset_paths_allowed: bool = False):
+  """--param / --override: what fills and changes an experiment config
+  (`load_config`); every command and subprocess that loads a config
+  declares them here."""
+  parser.add_argument(
+      '--param', action='append', default=[], metavar='NAME=VALUE',
+      help='value of a ${NAME} placeholder of the config (else the '
+      'environment' + ('; data paths may stay unset)' if unset_paths_allowed
+                       else ')'))
+  parser.add_argument('--override', action='append', default=[],
+                      metavar='FIELD=VALUE',
+                      help='field.path=value, applied on top of the config')

@@ -19,7 +19,6 @@ import json
 import os
 from typing import Callable, Mapping, Optional
 
-from absl import logging
 import tensorflow as tf
 
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from cmt import atomic_files
 from cmt import cli
+from cmt import config as config_lib
 
 # Loss terms whose first and last values are recorded.
 LOSS_TAGS = ('total_loss', 'pq_style_loss', 'mask_id_cross_entropy_loss',
@@ -49,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument('--eval_points', type=int, default=3,
                       help='evaluated checkpoints after step 0 (evenly '
                       'spaced; the last at --steps)')
-  parser.add_argument('--override', action='append', default=[])
+  config_lib.add_config_flags(parser)
   return parser
 
 
@@ -207,11 +208,11 @@ def run(args) -> dict:
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
   import tf_keras  # pylint: disable=g-import-not-at-top
-  from cmt import config as config_lib  # pylint: disable=g-import-not-at-top
   data = args.data_dir
   params = {'TRAIN_SET': os.path.join(data, 'tfrecords', 'train-*'),
             'VAL_SET': os.path.join(data, 'tfrecords', 'val-*'),
-            'CATEGORIES_JSON': os.path.join(data, 'categories.json')}
+            'CATEGORIES_JSON': os.path.join(data, 'categories.json'),
+            **config_lib.parse_params(args.param)}
   overrides = list(args.override) + checkpoint_overrides(
       args.steps, args.eval_points) + [
       f'trainer_options.solver_options.training_number_of_steps={args.steps}',

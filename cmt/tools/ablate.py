@@ -1,5 +1,5 @@
 """`cmt-ablate`: do the CMT components help? The command line of
-`cmt.ablation.ablate_main`, whose docstring says what runs and what is
+`cmt.ablation.experiment`, whose docstring says what runs and what is
 written."""
 
 import argparse
@@ -8,7 +8,7 @@ import time
 from typing import Optional, Sequence
 
 from cmt import cli
-from cmt.ablation import ablate_main as experiment
+from cmt.ablation import experiment
 from cmt.ablation import rows
 
 

@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
        'print the inference parameter count of each config\'s model')):
     command = sub.add_parser(name, help=help_text)
     command.add_argument(files, nargs='+' if files.endswith('s') else None)
-    flags.add_config_flags(command, unset_paths_allowed=name != 'print')
+    config_lib.add_config_flags(command, unset_paths_allowed=name != 'print')
     command.set_defaults(run=run_fn)
   return parser
 

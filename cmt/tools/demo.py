@@ -36,6 +36,7 @@ import time
 from typing import Optional, Sequence
 
 from cmt import cli
+from cmt import config as config_lib
 from cmt.tools import flags
 
 # configs/ of the checkout, or cmt/configs of an installed wheel.
@@ -270,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
   parser = cli.ArgumentParser(prog='cmt-demo', description=__doc__)
   parser.add_argument('--output_dir', default='demo_output')
   parser.add_argument('--config_file', default=str(DEFAULT_CONFIG))
-  flags.add_config_flags(parser)
+  config_lib.add_config_flags(parser)
   parser.add_argument('--quick', action='store_true',
                       help='tiny data and 4 training steps (a smoke test)')
   parser.add_argument('--num_predict', type=int, default=4,

@@ -1,24 +1,11 @@
-"""Flags shared by several commands, declared once. No TensorFlow here, so
+"""Flags naming a trained model, shared by several commands (the config
+flags `--param` / `--override` are `config.add_config_flags`). No TensorFlow here, so
 the commands' `--help` stays fast."""
 
 import argparse
 
 from cmt import config as config_lib
 from cmt import config_checks
-
-
-def add_config_flags(parser: argparse.ArgumentParser,
-                     unset_paths_allowed: bool = False):
-  """--param / --override: what fills and changes an experiment config
-  (`config.load_config`)."""
-  parser.add_argument(
-      '--param', action='append', default=[], metavar='NAME=VALUE',
-      help='value of a ${NAME} placeholder of the config (else the '
-      'environment' + ('; data paths may stay unset)' if unset_paths_allowed
-                       else ')'))
-  parser.add_argument('--override', action='append', default=[],
-                      metavar='FIELD=VALUE',
-                      help='field.path=value, applied on top of the config')
 
 
 def add_model_flags(parser: argparse.ArgumentParser, required: bool):
@@ -28,7 +15,7 @@ def add_model_flags(parser: argparse.ArgumentParser, required: bool):
                       help='experiment textproto')
   parser.add_argument('--checkpoint_path', required=required,
                       help='checkpoint prefix, or a model_dir (its latest)')
-  add_config_flags(parser, unset_paths_allowed=True)
+  config_lib.add_config_flags(parser, unset_paths_allowed=True)
 
 
 def load_model_options(args):

@@ -12,6 +12,7 @@ replaced only with --overwrite.
 from typing import Optional, Sequence
 
 from cmt import cli
+from cmt import config as config_lib
 from cmt.tools import flags
 
 
@@ -23,7 +24,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                       'latest checkpoint)')
   parser.add_argument('--config_file', required=True,
                       help='experiment textproto describing the network')
-  flags.add_config_flags(parser, unset_paths_allowed=True)
+  config_lib.add_config_flags(parser, unset_paths_allowed=True)
   parser.add_argument('--output_dir', required=True,
                       help='directory to write our checkpoint to')
   parser.add_argument('--overwrite', action='store_true',

@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
                       'empty: no TPU (refused where a TPU is visible)')
   parser.add_argument('--num_gpus', type=int, default=0,
                       help='GPUs to mirror over (>= 2 to mirror)')
-  flags.add_config_flags(parser)
+  config_lib.add_config_flags(parser)
   return parser
 
 
