@@ -1,16 +1,9 @@
-"""`cmt-paper-tables`: the paper's Tables 1, 2a-2d and 3 beside this library.
+"""The paper's Tables 1, 2a-2d and 3 beside this library (the work of
+`cmt-paper-tables`, whose command line is `cmt.tools.paper_tables`).
 
-  cmt-paper-tables [--params] [--json] [--runs DIR] [--configs_root DIR]
-                   [--tables 1,2c,...]
-
-For every row (`cmt.evaluation.paper_table_rows.ROWS`): the config that
-reproduces it; with --params, the parameter count of the model that config
-builds (inference model: the training-only auxiliary semantic head is not
-counted, as in DeepLab2), the paper's count and the difference in percent;
-with --runs, the PQ / PQ-Th / PQ-St of an evaluated run of that config
-(`<model_dir>/eval/metrics.json`) beside the paper's, or "not run".
---json prints the same as a JSON list. Counting builds every model (minutes
-for all rows): progress goes to stderr, and nothing is cached on disk.
+For every row of `cmt.evaluation.paper_table_rows.ROWS`: the config that
+reproduces it, the inference parameter count of the model it builds beside
+the paper's, and the PQ of an evaluated run of it beside the paper's.
 """
 
 import dataclasses
