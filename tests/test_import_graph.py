@@ -7,9 +7,18 @@ import pathlib
 
 from tests.conftest import REPO_ROOT
 
-# Top-level folder -> the package it installs as (setup.py PACKAGE_ROOTS).
-ROOTS = {'cmt': 'cmt', 'cmt.trainer': 'trainer',
-         'cmt.evaluation': 'evaluation', 'cmt.protos': 'protos'}
+
+def package_roots(repo: pathlib.Path) -> dict:
+  """setup.py's PACKAGE_ROOTS: package -> the top-level folder it installs
+  from."""
+  for node in ast.parse((repo / 'setup.py').read_text()).body:
+    if (isinstance(node, ast.Assign) and
+        [t.id for t in node.targets] == ['PACKAGE_ROOTS']):
+      return ast.literal_eval(node.value)
+  raise AssertionError('setup.py has no PACKAGE_ROOTS')
+
+
+ROOTS = package_roots(REPO_ROOT)
 TOOLS = 'cmt.tools'
 
 
