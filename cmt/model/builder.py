@@ -68,7 +68,9 @@ def backbone_variables(model: cmt_deeplab.CMTDeepLab,
       empty: every block.
   """
   variables = []
-  for stack in model.stacks:
+  # `encoders`, the checkpoint attribute: also a bare holder of a backbone
+  # (a tf.Module with `encoders[0].backbone`) qualifies.
+  for stack in model.encoders:
     beyond = set()
     for stage, count in zip(stack.backbone.stages, num_blocks):
       beyond.update(v.ref() for block in stage[count:]

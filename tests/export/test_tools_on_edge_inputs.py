@@ -132,6 +132,7 @@ def test_mismatched_export_prints_one_line(tiny_checkpoint, tmp_path, capfd):
 def test_params_counts_the_demo_config(through, tmp_path, capsys,
                                        monkeypatch):
   """`cmt-config params` fills ${CATEGORIES_JSON}, which sets the class
+  count, from --param or from the environment."""
   from cmt.tools import config as config_tool  # pylint: disable=g-import-not-at-top
   categories = tmp_path / 'categories.json'
   categories.write_text(json.dumps(synthetic.categories_json()))
