@@ -1,5 +1,5 @@
 """`cmt-ablate`: do the CMT components help? Table 2a/2b and Fig. 1 at CPU
-scale (issue 18).
+scale.
 
     cmt-ablate --output_dir=O [--quick] [--seeds=3] [--steps=N]
         [--image_size=S] [--num_train=K] [--num_val=V] [--eval_points=P]
