@@ -40,11 +40,9 @@ ALLOWED = {
         'validate, cmt-evaluate); a URL goes through tf.io.gfile',
     ('cmt/file_io.py', 'exists', 'os.path.lexists'):
         'the same, for the check before writing (refuse_existing)',
-    ('cmt/data/build_data.py', '_load_json', 'open'):
+    ('cmt/data/build_data.py', '_find_image', 'os.path.exists'):
         'cmt-build-data reads its inputs from the local disk (worker '
         'processes decode them with PIL); its flags refuse URLs',
-    ('cmt/data/build_data.py', '_find_image', 'os.path.exists'):
-        'the same local-only inputs',
     ('cmt/data/build_data.py', 'read_tasks', 'os.path.exists'):
         'the same local-only inputs',
     ('trainer/strategy.py', '<module>', 'import glob'):

@@ -33,6 +33,7 @@ import tqdm
 
 from cmt import atomic_files
 from cmt.data import dataset_info as dataset_info_lib
+from cmt.data import errors
 from cmt.data import panoptic_label
 from cmt.data.errors import DataError
 
@@ -45,13 +46,9 @@ def shard_name(split_name: str, index: int, num_shards: int) -> str:
 
 
 def _load_json(path: str, what: str):
+  text = errors.read_local_file(path, what)
   try:
-    with open(path, encoding='utf-8') as f:
-      return json.load(f)
-  except FileNotFoundError:
-    raise DataError(f'{path}: {what} is missing') from None
-  except OSError as error:
-    raise DataError(f'{path}: cannot read {what}: {error.strerror}') from None
+    return json.loads(text)
   except json.JSONDecodeError as error:
     raise DataError(f'{path}: {what} is not valid JSON: {error}') from None
 

@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image
 
 from cmt.data import dataset_info as dataset_info_lib
+from cmt.data import errors
 from cmt.data.errors import DataError
 
 
@@ -203,21 +204,11 @@ class ConvertedImage:
   segments: list
 
 
-def _read_bytes(path: str, what: str) -> bytes:
-  try:
-    with open(path, 'rb') as f:
-      return f.read()
-  except FileNotFoundError:
-    raise DataError(f'{path}: {what} is missing') from None
-  except OSError as error:
-    raise DataError(f'{path}: cannot read {what}: {error.strerror}') from None
-
-
 def convert_task(task: ConversionTask,
                  info: dataset_info_lib.DatasetInfo) -> ConvertedImage:
   """Reads and converts one image's files (no TensorFlow: runs in workers)."""
-  image_bytes = _read_bytes(task.image_path, 'the image')
-  png_bytes = _read_bytes(task.png_path, 'the panoptic PNG')
+  image_bytes = errors.read_local_file(task.image_path, 'the image')
+  png_bytes = errors.read_local_file(task.png_path, 'the panoptic PNG')
   image_bytes, image_format, label, segments = convert_annotation(
       task.image_path, image_bytes, task.png_path, png_bytes,
       task.segments_info, info, task.json_path)
