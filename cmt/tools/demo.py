@@ -25,7 +25,6 @@ its PQ means nothing).
 
 import argparse
 import dataclasses
-import importlib.util
 import json
 import os
 import pathlib
@@ -199,16 +198,9 @@ class Demo:
                 self.train)
     self._timed('Evaluation on the synthetic validation split '
                 '(cmt-train --mode=eval)', self.evaluate)
-    missing = [m for m in ('cmt.export', 'cmt.predict')
-               if importlib.util.find_spec(m) is None]
-    if missing:
-      self._header('Export and prediction')
-      print(f'skipped: {", ".join(missing)} not in this checkout yet',
-            flush=True)
-    else:
-      self._timed('Export to a SavedModel (cmt-export)', self.export)
-      self._timed(f'Prediction on {self.num_predict} validation images '
-                  '(cmt-predict)', self.predict)
+    self._timed('Export to a SavedModel (cmt-export)', self.export)
+    self._timed(f'Prediction on {self.num_predict} validation images '
+                '(cmt-predict)', self.predict)
     with open(self.layout.metrics_json, encoding='utf-8') as f:
       return json.load(f)
 
