@@ -47,6 +47,11 @@ TABLE_TITLES = {
 }
 TABLES = tuple(TABLE_TITLES)
 
+# The stronger decoder's (backbone stage, dual-path blocks), Sec. 3.4: six
+# self- and six cross-attention modules, as DETR, in place of the backbone's
+# dual-path blocks.
+STRONGER_DECODER_STAGES = ((5, 3), (4, 3))
+
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:

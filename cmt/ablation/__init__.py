@@ -1,1 +1,1 @@
-"""`cmt-ablate`: Table 2a/2b and Fig. 1 at CPU scale."""
+"""`cmt-ablate`: Table 2a-2c and Fig. 1 at CPU scale."""

@@ -1,4 +1,4 @@
-"""`cmt-ablate`: do the CMT components help? Table 2a/2b and Fig. 1 at CPU
+"""`cmt-ablate`: do the CMT components help? Table 2a-2c and Fig. 1 at CPU
 scale.
 
     cmt-ablate --output_dir=O [--quick] [--seeds=3] [--steps=N]
@@ -7,7 +7,8 @@ scale.
 
 Trains the rows of Table 2a and 2b (`cmt.ablation.rows`: baseline
 MaX-DeepLab-S; + clustering update; + pixel-wise contrastive loss; +
-reference mask; + coord-conv) as switches of ONE tiny architecture
+reference mask; + coord-conv), and on request Table 2c's decoder rows
+(--rows=decoder,clustering_decoder,cmt), as switches of ONE tiny architecture
 (configs/demo/ablation_tiny_max_s.textproto), for the same number of steps
 and the same seeds, on the hard synthetic dataset (`cmt-synthetic-data
 --difficulty=hard`), and evaluates each on its held-out split: PQ, PQ-Th,
@@ -22,14 +23,16 @@ budget (steps, data size, crop) defaults to the one where the baseline
 learns (docs/MODEL_ZOO.md).
 
 Writes, under O:
-  settings.json            what was asked (a rerun with the same settings
-                           resumes: finished runs are kept, an unfinished
-                           one restarts from its last checkpoint)
+  settings.json            the budget (a rerun with the same budget resumes:
+                           finished runs are kept, an unfinished one restarts
+                           from its last checkpoint, new rows or seeds are
+                           added)
   data/                    the dataset (images, COCO JSON, TFRecords)
   runs/<row>/seed<k>/      checkpoints, TensorBoard, eval/metrics.json
   runs/<row>/seed<k>.json  that run's result; .log its console;
                            _fig1.npz its figure material
-  results.json, table.txt  all finished runs, rewritten after each one
+  results.json, table.txt  every finished run in O (of any invocation),
+                           rewritten after each one
   fig1.png                 Fig. 1's layout for the baseline and a CMT row
                            (`cmt.ablation.figure`), first seed
 
@@ -40,6 +43,7 @@ checks that everything runs.
 import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -75,6 +79,14 @@ class Settings:
   def to_json(self) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v
             for k, v in dataclasses.asdict(self).items()}
+
+  def budget(self) -> dict:
+    """What every run in one output folder shares: all but rows and seeds."""
+    return budget_of(self.to_json())
+
+
+def budget_of(settings_json: dict) -> dict:
+  return {k: v for k, v in settings_json.items() if k not in ('rows', 'seeds')}
 
 
 # The full run: the budget where the baseline learns (PQ >= 30 on the
@@ -112,7 +124,8 @@ def settings_of(args) -> Settings:
 
 def prepare_output(output_dir: str, settings: Settings,
                    overwrite: bool) -> None:
-  """Creates, resumes or (with --overwrite) replaces `output_dir`."""
+  """Creates, resumes or (with --overwrite) replaces `output_dir`. Runs of
+  one budget share a folder: a rerun may add rows or seeds."""
   path = os.path.join(output_dir, 'settings.json')
   if os.path.lexists(output_dir) and os.listdir(output_dir):
     if overwrite:
@@ -120,18 +133,18 @@ def prepare_output(output_dir: str, settings: Settings,
     else:
       try:
         with open(path, encoding='utf-8') as f:
-          previous = json.load(f)
-      except (OSError, ValueError):
+          previous = budget_of(json.load(f))
+      except (OSError, ValueError, AttributeError):
         previous = None
-      if previous != settings.to_json():
+      if previous != settings.budget():
         raise FileExistsError(
-            f'{output_dir} exists and holds no cmt-ablate run with these '
-            'settings; pass --overwrite to replace it (or the same settings '
-            'to resume it)')
+            f'{output_dir} exists and holds no cmt-ablate run with this '
+            'budget (config, steps, data); pass --overwrite to replace it '
+            '(or the same budget to resume or extend it)')
       return
   os.makedirs(output_dir, exist_ok=True)
   with atomic_files.open_atomic(path) as f:
-    json.dump(settings.to_json(), f, indent=1)
+    json.dump(settings.budget(), f, indent=1)
 
 
 def crop_overrides(size: int) -> list[str]:
@@ -212,6 +225,20 @@ class Job:
     return int(done) / max(int(total), 1)
 
 
+def finished_jobs(output_dir: str) -> list[Job]:
+  """Every finished run under `output_dir`, of any row or seed, in row
+  order: the table covers the whole folder, whichever rows were asked."""
+  jobs = []
+  for row in rows_lib.ROWS:
+    folder = os.path.join(output_dir, 'runs', row.key)
+    seeds = sorted(int(name[len('seed'):-len('.json')])
+                   for name in (os.listdir(folder) if os.path.isdir(folder)
+                                else ())
+                   if re.fullmatch(r'seed\d+\.json', name))
+    jobs += [Job(row, seed, folder) for seed in seeds]
+  return jobs
+
+
 def load_results(jobs: Sequence[Job]) -> dict:
   results = {}
   for job in jobs:
@@ -221,15 +248,15 @@ def load_results(jobs: Sequence[Job]) -> dict:
   return results
 
 
-def write_outputs(output_dir: str, settings: Settings, jobs: Sequence[Job],
+def write_outputs(output_dir: str, settings: Settings,
                   wall_seconds: float) -> str:
   """results.json and table.txt from the finished runs; returns the table."""
+  jobs = finished_jobs(output_dir)
   results = load_results(jobs)
   summaries = report.summarize(results)
-  title = (f'cmt-ablate: {len(settings.seeds)} seed(s) x {settings.steps} '
-           f'steps per row, hard synthetic {settings.image_size}x'
-           f'{settings.image_size}, {settings.num_train} train / '
-           f'{settings.num_val} held-out images')
+  title = (f'cmt-ablate: {settings.steps} steps per run (n: seeds), hard '
+           f'synthetic {settings.image_size}x{settings.image_size}, '
+           f'{settings.num_train} train / {settings.num_val} held-out images')
   table = report.format_table(summaries, title)
   write_figure(output_dir, jobs)
   with atomic_files.open_atomic(os.path.join(output_dir,
@@ -275,7 +302,6 @@ class Scheduler:
   def __init__(self, jobs, settings, data_dir, output_dir, jobs_at_once,
                threads):
     self.queue = [j for j in jobs if not os.path.isfile(j.result_json)]
-    self.all_jobs = jobs
     self.settings, self.data_dir = settings, data_dir
     self.output_dir = output_dir
     self.jobs_at_once, self.threads = jobs_at_once, threads
@@ -316,7 +342,7 @@ class Scheduler:
       self.durations.append(time.time() - started)
       print(f'finished {job.name} in {clock(time.time() - started)}',
             flush=True)
-      print(write_outputs(self.output_dir, self.settings, self.all_jobs,
+      print(write_outputs(self.output_dir, self.settings,
                           time.time() - self.start), flush=True)
     else:
       with open(job.log, encoding='utf-8', errors='replace') as f:

@@ -21,11 +21,6 @@ METRICS = (('pq', 'PQ'), ('pq_things', 'PQ-Th'), ('pq_stuff', 'PQ-St'))
 # Fig. 1 statistics whose change over the baseline the table marks.
 ATTENTION_DELTAS = ('attention_inside', 'attention_coverage')
 # Loss terms that only some rows train, and the rows' switch for them.
-NEW_LOSSES = {'pixel_contrastive': 'instance_discrimination_loss',
-              'reference_mask': 'mask_approximation_loss',
-              'coord_conv': 'mask_approximation_loss'}
-
-
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
   values = np.asarray(values, np.float64)
   if not values.size:
@@ -148,7 +143,7 @@ def format_table(summaries: Mapping[str, Mapping], title: str) -> str:
         f'{row.label:27s} ' + ' '.join(_pm(summary[m]) for m, _ in METRICS)
         + f' {summary["n"]:2d}  {ours:>20s}  {paper:>16s}')
   lines += ['(* |delta| > sqrt(s_row^2 + s_baseline^2); paper: COCO val, '
-            'Table 2a/2b, over its baseline)']
+            'Table 2a-2c, over its baseline)']
   lines += attention_lines(summaries)
   lines += matched_pq_lines(summaries)
   lines += reference_lines(summaries)
@@ -162,10 +157,10 @@ def format_table(summaries: Mapping[str, Mapping], title: str) -> str:
     text = (f'{row.label:27s} {grads["new_variables"]} new variables, '
             f'{len(grads["without_gradient"])} without gradient, norm min '
             f'{grads["min_norm"]:.2e} median {grads["median_norm"]:.2e}')
-    tag = NEW_LOSSES.get(row.key)
-    if tag and tag in summary['losses']:
-      loss = summary['losses'][tag]
-      text += f'; {tag} {loss["start"]:.3f} -> {loss["end"]:.3f}'
+    for tag in row.new_losses():
+      if tag in summary['losses']:
+        loss = summary['losses'][tag]
+        text += f'; {tag} {loss["start"]:.3f} -> {loss["end"]:.3f}'
     lines.append(text)
   return '\n'.join(lines)
 

@@ -19,12 +19,12 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument('--output_dir', required=True, type=cli.local_path)
   parser.add_argument('--overwrite', action='store_true',
                       help='replace --output_dir (else a rerun with the same '
-                      'settings resumes it)')
+                      'budget resumes it, adding any new rows or seeds)')
   parser.add_argument('--quick', action='store_true',
                       help='a few steps on a few small images')
-  parser.add_argument('--rows', default=','.join(rows.ROW_KEYS),
-                      help='comma-separated (default: all): ' +
-                      ', '.join(rows.ROW_KEYS))
+  parser.add_argument('--rows', default=','.join(rows.DEFAULT_ROW_KEYS),
+                      help='comma-separated (default: %(default)s); the '
+                      'rows: ' + ', '.join(rows.ROW_KEYS))
   parser.add_argument('--seeds', type=int, default=None,
                       help='seeds 0..K-1 per row (default '
                       f'{experiment.FULL["num_seeds"]})')
@@ -73,7 +73,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   print(f'{scheduler.total} of {len(jobs)} runs to do, {args.jobs} at a '
         f'time with {threads} thread(s) each', flush=True)
   scheduler.run(report_every=10.0 if args.quick else 60.0)
-  table = experiment.write_outputs(args.output_dir, settings, jobs,
+  table = experiment.write_outputs(args.output_dir, settings,
                                    time.time() - started)
   print(f'\n{table}\n\nwall time {experiment.clock(time.time() - started)}; '
         f'{os.path.join(args.output_dir, "table.txt")}', flush=True)

@@ -4,9 +4,14 @@ import math
 
 import pytest
 
+from cmt import config as config_lib
+from cmt import config_checks
 from cmt.ablation import attention_stats
+from cmt.ablation import experiment
 from cmt.ablation import report
 from cmt.ablation import rows
+from cmt.evaluation import paper_table_rows
+from cmt.model import builder
 
 
 def _statistics(inside=0.4, coverage=0.5, hit=None):
@@ -74,6 +79,32 @@ def test_rows_turn_on_the_paper_switches():
   assert coord.paper_delta() == (0.7, 0.6, 0.8)
   with pytest.raises(ValueError, match='nope'):
     rows.row_of('nope')
+  assert rows.row_of('cmt').new_losses() == (
+      'instance_discrimination_loss', 'mask_approximation_loss')
+  assert rows.BASELINE.new_losses() == ()
+
+
+@pytest.mark.parametrize('row', rows.ROWS, ids=lambda r: r.key)
+def test_each_row_builds_the_tiny_model_its_recipe_names(row):
+  """The row's overrides pass the checks of `cmt-config validate` and
+  give the spec its paper row's recipe (read back from the spec)."""
+  options, _ = config_lib.load_config_leaving_unset(
+      experiment.DEFAULT_CONFIG,
+      overrides=row.overrides() + experiment.crop_overrides(129),
+      purposes=config_checks.ALL_PURPOSES)
+  spec = builder.model_spec(options)
+  stages = tuple((s.backbone_stage, len(s.pairs))
+                 for s in spec.transformer_stages)
+  recipe = row.recipe
+  assert spec.clustering_update == recipe.clustering_update
+  assert spec.reference_mask == recipe.reference_mask
+  assert spec.dual_path.coord_conv == recipe.coord_conv
+  assert (stages == paper_table_rows.STRONGER_DECODER_STAGES) == (
+      recipe.stronger_decoder)
+  discrimination = (options.trainer_options.loss_options
+                    .instance_discrimination_loss)
+  assert (discrimination.type == discrimination.PIXEL_CONTRASTIVE) == (
+      recipe.pixel_contrastive_loss)
 
 
 def test_matched_pq_pairs_checkpoints_within_two_pq():

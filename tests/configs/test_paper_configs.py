@@ -77,10 +77,11 @@ def _implemented_recipe(options) -> paper_table_rows.Recipe:
   clustering = model.clustering
   stages = [(s.backbone_stage, s.num_blocks)
             for s in model.decoder.transformer_stages]
-  stronger = stages == [(5, 3), (4, 3)]
+  stronger_stages = list(paper_table_rows.STRONGER_DECODER_STAGES)
+  stronger = stages == stronger_stages
   # The stronger decoder replaces the backbone's dual-path blocks (Sec. 3.4).
   assert model.backbone.dual_path_in_backbone == (not stronger)
-  assert stages in ([], [(5, 3), (4, 3)]), stages
+  assert stages in ([], stronger_stages), stages
   loss = options.trainer_options.loss_options
   discrimination = loss.instance_discrimination_loss
   checkpoint = model.initial_checkpoint
