@@ -268,8 +268,9 @@ def write_outputs(output_dir: str, settings: Settings,
   return table
 
 
-# The CMT row of the figure: the first of these that ran.
-FIGURE_CMT_ROWS = ('pixel_contrastive', 'clustering_update')
+# The CMT row of the figure: the first of these that ran (the whole of
+# CMT-DeepLab, else Table 2a's last row, else its first).
+FIGURE_CMT_ROWS = ('cmt', 'pixel_contrastive', 'clustering_update')
 
 
 def write_figure(output_dir: str, jobs: Sequence[Job]) -> Optional[str]:
