@@ -137,10 +137,14 @@ def prepare_output(output_dir: str, settings: Settings,
       except (OSError, ValueError, AttributeError):
         previous = None
       if previous != settings.budget():
+        differing = '; '.join(
+            f'{k}: {previous.get(k)!r} there, {v!r} here'
+            for k, v in settings.budget().items()
+            if previous.get(k) != v) if previous else 'no settings.json'
         raise FileExistsError(
-            f'{output_dir} exists and holds no cmt-ablate run with this '
-            'budget (config, steps, data); pass --overwrite to replace it '
-            '(or the same budget to resume or extend it)')
+            f'{output_dir} holds no cmt-ablate run of this budget '
+            f'({differing}); pass --overwrite to replace it, or the same '
+            'budget to resume or extend it')
       return
   os.makedirs(output_dir, exist_ok=True)
   with atomic_files.open_atomic(path) as f:
