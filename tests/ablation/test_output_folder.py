@@ -28,7 +28,7 @@ def test_a_folder_takes_new_rows_and_seeds_of_its_budget_only(tmp_path):
       overwrite=False)
   assert (out / 'runs').is_dir()  # resumed, not replaced
   with pytest.raises(FileExistsError,
-                     match='steps: 10 there, 11 here; pass --overwrite'):
+                     match=r'\(steps: 10 there, 11 here\); pass --overwrite'):
     experiment.prepare_output(str(out), _settings(steps=11), overwrite=False)
   experiment.prepare_output(str(out), _settings(steps=11), overwrite=True)
   assert not (out / 'runs').exists()
