@@ -9,7 +9,7 @@ coord-conv" keeps the reference masks; 2b's rows keep MaX-DeepLab's
 mask-centre loss. Table 2c combines them with the stronger decoder; its
 "clustering update" is 2a's last row and its "location" 2b's last row, so
 only its three decoder rows are new here. By default `cmt-ablate` runs the
-2a/2b rows (`DEFAULT_ROW_KEYS`); the decoder rows cost about twice as much.
+2a/2b rows (`DEFAULT_ROW_KEYS`); a decoder row takes about 1.5 times as long.
 """
 
 import dataclasses
