@@ -136,11 +136,11 @@ def prepare_output(output_dir: str, settings: Settings,
           previous = budget_of(json.load(f))
       except (OSError, ValueError, AttributeError):
         previous = None
-      if previous != settings.budget():
-        differing = '; '.join(
+      budget = settings.budget()
+      if previous != budget:
+        differing = 'no settings.json' if previous is None else '; '.join(
             f'{k}: {previous.get(k)!r} there, {v!r} here'
-            for k, v in settings.budget().items()
-            if previous.get(k) != v) if previous else 'no settings.json'
+            for k, v in budget.items() if previous.get(k) != v)
         raise FileExistsError(
             f'{output_dir} holds no cmt-ablate run of this budget '
             f'({differing}); pass --overwrite to replace it, or the same '
@@ -189,6 +189,9 @@ class Job:
   seed: int
   folder: str  # runs/<row>
 
+  # The file name of a finished run's result in `folder` (`result_json`).
+  RESULT_NAME = re.compile(r'seed(\d+)\.json')
+
   @property
   def name(self) -> str:
     return f'{self.row.key} seed {self.seed}'
@@ -235,10 +238,9 @@ def finished_jobs(output_dir: str) -> list[Job]:
   jobs = []
   for row in rows_lib.ROWS:
     folder = os.path.join(output_dir, 'runs', row.key)
-    seeds = sorted(int(name[len('seed'):-len('.json')])
-                   for name in (os.listdir(folder) if os.path.isdir(folder)
-                                else ())
-                   if re.fullmatch(r'seed\d+\.json', name))
+    names = os.listdir(folder) if os.path.isdir(folder) else ()
+    matches = (Job.RESULT_NAME.fullmatch(name) for name in names)
+    seeds = sorted(int(match.group(1)) for match in matches if match)
     jobs += [Job(row, seed, folder) for seed in seeds]
   return jobs
 

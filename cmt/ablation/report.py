@@ -20,7 +20,8 @@ from cmt.ablation import rows as rows_lib
 METRICS = (('pq', 'PQ'), ('pq_things', 'PQ-Th'), ('pq_stuff', 'PQ-St'))
 # Fig. 1 statistics whose change over the baseline the table marks.
 ATTENTION_DELTAS = ('attention_inside', 'attention_coverage')
-# Loss terms that only some rows train, and the rows' switch for them.
+
+
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
   values = np.asarray(values, np.float64)
   if not values.size:
